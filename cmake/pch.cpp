@@ -1,0 +1,1 @@
+// Translation unit of the precompiled-header carrier target (see CMakeLists.txt).
