@@ -51,7 +51,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .configs import NEG_PROMPT, ModelConfig, get_config
+from .configs import NEG_PROMPT, ModelConfig
 from .scheduler import make_scheduler
 
 Guidance = Union[float, Tuple[float, float], Sequence[float]]
@@ -143,17 +143,18 @@ class ReferencePipeline:
     @classmethod
     def from_bundle(cls, bundle_dir: Union[str, Path], device: Union[str, torch.device] = "cpu"
                     ) -> "ReferencePipeline":
-        """Eager modules built from ``wanrt.yaml``'s config_name, weights from each
+        """Eager modules built from ``wanrt.yaml``'s architecture section, weights from each
         component's TorchScript file (``torch.jit.load(file).state_dict()``), all float32."""
         import yaml
         from .dit import WanModel
+        from .manifest import config_from_manifest
         from .t5 import UMT5Encoder
         from .tokenizer import WanTokenizer
 
         root = Path(bundle_dir).resolve()
         with open(root / "wanrt.yaml", "r", encoding="utf-8") as f:
             doc = yaml.safe_load(f)
-        cfg = get_config(doc["config_name"])
+        cfg = config_from_manifest(doc)
         comps = doc["components"]
 
         def path_of(rel: str) -> Path:

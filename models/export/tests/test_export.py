@@ -1,0 +1,346 @@
+"""Bundle writer: determinism, manifest contents, dtype casting, atomicity, overwrite rules."""
+import dataclasses
+import fnmatch
+import gc
+import hashlib
+import os
+import subprocess
+import sys
+import weakref
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import EXPORT_DIR
+from wanrt_export import export as ex
+from wanrt_export import manifest as mf
+from wanrt_export.__main__ import main
+from wanrt_export.configs import NEG_PROMPT, get_config
+from wanrt_export.tokenizer import train_tiny_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    return train_tiny_tokenizer(tmp_path_factory.mktemp("tok"))
+
+
+@pytest.fixture(scope="module")
+def t2v_bundle(tmp_path_factory, tokenizer):
+    out = tmp_path_factory.mktemp("b") / "tiny-t2v-moe"
+    ex.export_random("tiny-t2v-moe", 3, out, "fp32", tokenizer)
+    return out
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _leftovers(parent: Path):
+    return [p.name for p in parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+def _run_cli(args, hash_seed):
+    env = dict(os.environ, PYTHONHASHSEED=str(hash_seed), PYTHONPATH=str(EXPORT_DIR), OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "wanrt_export", *args], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_same_seed_same_sha256_across_runs(tmp_path, tokenizer):
+    """Two processes (with different string-hash seeds) write byte-identical bundles."""
+    files = ["text_encoder.pt", "dit_high_noise.pt", "dit_low_noise.pt", "vae.pt", "wanrt.yaml"]
+    outs = []
+    for run, seed in ((1, 3), (2, 3), (3, 4)):
+        out = tmp_path / f"run{run}"
+        res = _run_cli(["export", "--random-weights", "--config", "tiny-t2v-moe", "--seed", str(seed),
+                        "--out", str(out), "--tokenizer", str(tokenizer)], hash_seed=run)
+        assert res.returncode == 0, res.stderr
+        assert "dit_low_noise" in res.stderr  # per-component progress lines
+        outs.append(out)
+    for f in files:
+        assert _sha(outs[0] / f) == _sha(outs[1] / f), f
+    docs = [mf.read_yaml(o / "wanrt.yaml") for o in outs]
+    for c in ["text_encoder", "dit_high_noise", "dit_low_noise", "vae"]:
+        assert docs[0]["components"][c]["sha256"] == docs[1]["components"][c]["sha256"]
+        assert docs[0]["components"][c]["sha256"] != docs[2]["components"][c]["sha256"], c
+
+
+def test_same_seed_same_weights_in_process(t2v_bundle, tokenizer, tmp_path):
+    again = tmp_path / "again"
+    ex.export_random("tiny-t2v-moe", 3, again, "fp32", tokenizer)
+    for f in ["text_encoder.pt", "dit_high_noise.pt", "dit_low_noise.pt", "vae.pt"]:
+        a, b = torch.jit.load(str(t2v_bundle / f)).state_dict(), torch.jit.load(str(again / f)).state_dict()
+        assert list(a) == list(b)
+        assert all(torch.equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a), f
+
+
+def test_random_state_dicts_are_deterministic_and_not_degenerate():
+    cfg = get_config("tiny-ti2v")
+    for comp in ["text_encoder", "dit", "vae"]:
+        a = ex.random_module(cfg, comp, 7).state_dict()
+        b = ex.random_module(cfg, comp, 7).state_dict()
+        c = ex.random_module(cfg, comp, 8).state_dict()
+        assert list(a) == list(b)
+        for k in a:
+            assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), (comp, k)
+            assert a[k].numel() < 2 or a[k].float().std() > 0, (comp, k)
+        assert any(not torch.equal(a[k], c[k]) for k in a)
+    dit = ex.random_module(cfg, "dit", 0)
+    assert dit.blocks[0].modulation.abs().min() > 0
+    assert abs(float(dit.blocks[0].self_attn.norm_q.weight.mean()) - 1.0) < 0.05
+    hi, lo = ex.random_module(get_config("tiny-t2v-moe"), "dit_high_noise", 0), \
+        ex.random_module(get_config("tiny-t2v-moe"), "dit_low_noise", 0)
+    assert not torch.equal(hi.blocks[0].ffn[0].weight, lo.blocks[0].ffn[0].weight)
+
+
+def _tensor_bytes(module, prefix=None):
+    seen, total = set(), 0
+    for name, t in list(module.named_parameters()) + list(module.named_buffers()):
+        if id(t) in seen or (prefix is not None and not name.startswith(prefix)):
+            continue
+        seen.add(id(t))
+        total += t.numel() * t.element_size()
+    return total
+
+
+def test_manifest_contents(t2v_bundle, tokenizer):
+    cfg = get_config("tiny-t2v-moe")
+    raw = (t2v_bundle / "wanrt.yaml").read_text(encoding="utf-8")
+    assert "!!" not in raw  # plain yaml, no python tags
+    doc = yaml.safe_load(raw)
+    assert list(doc)[:6] == ["format_version", "model_id", "config_name", "task", "architecture", "sampling"]
+    assert doc["format_version"] == 1 and "profile" not in doc
+    assert (doc["model_id"], doc["config_name"], doc["task"]) == ("wan2.2-t2v-tiny-moe", "tiny-t2v-moe", "t2v")
+    arch = doc["architecture"]
+    assert arch["text_encoder"] == dataclasses.asdict(cfg.t5)
+    assert arch["dit"]["dim"] == 64 and arch["dit"]["head_dim"] == 32 and arch["dit"]["patch_size"] == [1, 2, 2]
+    assert arch["vae"]["stride"] == [4, 8, 8] and arch["vae"]["patch"] == 1 and len(arch["vae"]["mean"]) == 16
+    s = doc["sampling"]
+    assert s["boundary"] == 0.875 and s["guide_scale"] == [3.0, 4.0] and s["size"] == [64, 64]
+    assert s["negative_prompt"] == NEG_PROMPT and s["sampler"] == "unipc"
+    tok = doc["tokenizer"]
+    assert tok["file"] == "tokenizer/spiece.model" and tok["sha256"] == _sha(tokenizer)
+    assert (tok["pad_id"], tok["eos_id"], tok["unk_id"], tok["text_len"]) == (0, 1, 2, 32)
+    assert list(doc["components"]) == ["text_encoder", "dit_high_noise", "dit_low_noise", "vae"]
+    for name, entry in doc["components"].items():
+        path = t2v_bundle / entry["file"]
+        assert entry["file"] == f"{name}.pt" and entry["sha256"] == _sha(path)
+        m = torch.jit.load(str(path))
+        assert entry["parameters"] == sum(p.numel() for p in m.parameters())
+        assert entry["bytes"] == _tensor_bytes(m)
+        assert entry["non_block_bytes"] + sum(entry["block_bytes"]) == entry["bytes"]
+        assert entry["dtype"] == "fp32"
+        if name == "vae":
+            assert entry["contract"] == {"kind": "vae", "methods": mf.VAE_METHODS}
+            assert entry["block_bytes"] == []
+            continue
+        n = cfg.t5.num_layers if name == "text_encoder" else cfg.dit.num_layers
+        assert entry["block_bytes"] == [_tensor_bytes(m, f"blocks.{i}.") for i in range(n)]
+        assert entry["contract"]["num_blocks"] == n and entry["contract"]["kind"] == "staged"
+        assert entry["contract"]["inputs"] == (["ids", "mask"] if name == "text_encoder" else ["x", "t", "context"])
+        for method in entry["contract"]["methods"]:
+            assert hasattr(m, method), (name, method)
+    assert doc["components"]["dit_high_noise"]["expert"] == "high_noise"
+    assert doc["components"]["dit_low_noise"]["expert"] == "low_noise"
+
+
+def test_scripted_files_match_the_modules(t2v_bundle):
+    cfg = get_config("tiny-t2v-moe")
+    dit = ex.random_module(cfg, "dit_low_noise", 3)
+    g = torch.Generator().manual_seed(1)
+    x, t, ctx = torch.randn(1, 16, 2, 4, 4, generator=g), torch.tensor([500.0]), torch.randn(1, 5, 64, generator=g)
+    ref = dit(x, t, ctx)
+    got = torch.jit.load(str(t2v_bundle / "dit_low_noise.pt"))(x, t, ctx)
+    assert torch.equal(ref, got)
+    t5 = ex.random_module(cfg, "text_encoder", 3)
+    ids, mask = torch.randint(0, 384, (1, 8), generator=g), torch.ones(1, 8, dtype=torch.long)
+    assert torch.equal(t5(ids, mask), torch.jit.load(str(t2v_bundle / "text_encoder.pt"))(ids, mask))
+
+
+def test_bf16_casting_honours_keep_fp32(tmp_path, tokenizer):
+    cfg = get_config("tiny-ti2v")
+    out = tmp_path / "bf16"
+    doc = ex.export_random("tiny-ti2v", 0, out, "bf16", tokenizer)
+    dit = torch.jit.load(str(out / "dit.pt"))
+    # Written out independently of dit.keep_fp32_patterns(): the tensors the DiT keeps fp32.
+    fp32_names = {"patch_embedding.weight", "patch_embedding.bias", "head.modulation"}
+    fp32_names |= {f"{s}.{i}.{w}" for s in ("time_embedding",) for i in (0, 2) for w in ("weight", "bias")}
+    fp32_names |= {f"time_projection.1.{w}" for w in ("weight", "bias")}
+    for b in range(cfg.dit.num_layers):
+        fp32_names |= {f"blocks.{b}.modulation", f"blocks.{b}.norm3.weight", f"blocks.{b}.norm3.bias"}
+        fp32_names |= {f"blocks.{b}.{a}.{n}.weight" for a in ("self_attn", "cross_attn") for n in ("norm_q", "norm_k")}
+    params = dict(dit.named_parameters())
+    assert fp32_names <= set(params)
+    for name, p in params.items():
+        assert p.dtype == (torch.float32 if name in fp32_names else torch.bfloat16), name
+    t5 = dict(torch.jit.load(str(out / "text_encoder.pt")).named_parameters())
+    for name, p in t5.items():
+        kept = "norm" in name or "pos_embedding" in name
+        assert p.dtype == (torch.float32 if kept else torch.bfloat16), name
+    assert all(p.dtype == torch.float32 for p in torch.jit.load(str(out / "vae.pt")).parameters())
+    entry = doc["components"]["dit"]
+    assert entry["dtype"] == "bf16" and doc["components"]["vae"]["dtype"] == "fp32"
+    expect = sum(p.numel() * (4 if n in fp32_names else 2) for n, p in params.items())
+    assert entry["bytes"] == expect
+    # bf16 weights are the rounding of the fp32 ones (same seed), and the model still runs.
+    ref = ex.random_module(cfg, "dit", 0)
+    for name, p in ref.named_parameters():
+        assert torch.equal(params[name], p.detach().to(params[name].dtype)), name
+    g = torch.Generator().manual_seed(0)
+    x, ctx = torch.randn(1, 48, 1, 4, 4, generator=g), torch.randn(1, 6, 64, generator=g)
+    a, b = ref(x, torch.tensor([900.0]), ctx), dit(x, torch.tensor([900.0]), ctx)
+    assert b.dtype == torch.float32 and torch.isfinite(b).all()
+    assert (a - b).norm() / a.norm() < 0.05
+
+
+def test_failure_midway_leaves_nothing(tmp_path, tokenizer):
+    cfg = get_config("tiny-ti2v")
+    mods = ex.random_modules(cfg, 0, lazy=True)
+
+    def broken():
+        raise RuntimeError("simulated failure while building the vae")
+    mods["vae"] = broken
+    out = tmp_path / "bundle"
+    with pytest.raises(RuntimeError, match="simulated"):
+        ex.export_bundle(cfg, mods, tokenizer, out)
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_interrupt_during_save_leaves_nothing(tmp_path, tokenizer, monkeypatch):
+    calls = []
+    real_save = torch.jit.save
+
+    def save(m, f):
+        calls.append(f)
+        if len(calls) == 2:
+            real_save(m, f)
+            raise KeyboardInterrupt
+        real_save(m, f)
+    monkeypatch.setattr(ex.torch.jit, "save", save)
+    with pytest.raises(KeyboardInterrupt):
+        ex.export_random("tiny-ti2v", 0, tmp_path / "b", "fp32", tokenizer)
+    assert len(calls) == 2 and not (tmp_path / "b").exists() and _leftovers(tmp_path) == []
+
+
+def test_refuse_overwrite_and_force(tmp_path, tokenizer, capsys):
+    out = tmp_path / "bundle"
+    args = ["export", "--random-weights", "--config", "tiny-ti2v", "--seed", "1", "--out", str(out),
+            "--tokenizer", str(tokenizer)]
+    assert main(args) == 0
+    first = _sha(out / "wanrt.yaml")
+    capsys.readouterr()
+    assert main(args[:5] + ["2"] + args[6:]) == 1
+    assert "already exists" in capsys.readouterr().err and _sha(out / "wanrt.yaml") == first
+    with pytest.raises(ex.ExportError, match="--force"):
+        ex.export_random("tiny-ti2v", 2, out, "fp32", tokenizer)
+
+    # --force with a failing export keeps the old bundle
+    cfg = get_config("tiny-ti2v")
+    mods = ex.random_modules(cfg, 2, lazy=True)
+    mods["dit"] = lambda: (_ for _ in ()).throw(RuntimeError("boom"))
+    with pytest.raises(RuntimeError, match="boom"):
+        ex.export_bundle(cfg, mods, tokenizer, out, force=True)
+    assert _sha(out / "wanrt.yaml") == first and _leftovers(tmp_path) == []
+
+    assert main(args[:5] + ["2"] + args[6:] + ["--force"]) == 0
+    assert _sha(out / "wanrt.yaml") != first and _leftovers(tmp_path) == []
+
+    # --force never deletes a directory that is not a bundle
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "precious.txt").write_text("keep me")
+    assert main(args[:7] + [str(data), "--tokenizer", str(tokenizer), "--force"]) == 1
+    assert "not a wanrt bundle" in capsys.readouterr().err and (data / "precious.txt").exists()
+
+
+def test_cli_usage_errors(tmp_path, capsys):
+    for argv in (["export", "--random-weights", "--out", str(tmp_path / "x")],
+                 ["export", "--checkpoint-dir", str(tmp_path), "--out", str(tmp_path / "x")],
+                 ["export", "--random-weights", "--config", "nope", "--out", str(tmp_path / "x")],
+                 ["export", "--config", "tiny-ti2v", "--out", str(tmp_path / "x")],
+                 ["frobnicate"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2, argv
+    err = capsys.readouterr().err
+    assert "--config" in err and "--model" in err
+    assert main(["export", "--checkpoint-dir", str(tmp_path / "missing"), "--model", "ti2v-5b",
+                 "--out", str(tmp_path / "y")]) == 1
+    assert "not found" in capsys.readouterr().err and not (tmp_path / "y").exists()
+
+
+def test_factories_are_built_one_at_a_time(tmp_path, tokenizer):
+    """A mid-size DiT (dim 256, 4 layers): each component is built only when reached and
+    released before the next is built, which is what bounds memory for real sizes."""
+    base = get_config("tiny-t2v-moe")
+    cfg = dataclasses.replace(base, dit=dataclasses.replace(base.dit, dim=256, ffn_dim=1024, num_heads=4,
+                                                            num_layers=4))
+    lazy = ex.random_modules(cfg, 5, "bf16", lazy=True)
+    alive, order = [], []
+
+    def tracked(name):
+        def factory():
+            gc.collect()
+            order.append((name, [r() is not None for r in alive]))
+            m = lazy[name]()
+            alive.append(weakref.ref(m))
+            return m
+        return factory
+    progress = []
+    doc = ex.export_bundle(cfg, {n: tracked(n) for n in lazy}, tokenizer, tmp_path / "mid", "bf16",
+                           progress=progress.append)
+    assert [n for n, _ in order] == ["text_encoder", "dit_high_noise", "dit_low_noise", "vae"]
+    assert all(not any(flags) for _, flags in order), order
+    entry = doc["components"]["dit_high_noise"]
+    assert entry["parameters"] == sum(p.numel() for p in ex.build_module(cfg, "dit_high_noise", "meta").parameters())
+    assert len(entry["block_bytes"]) == 4 and len(set(entry["block_bytes"])) == 1
+    assert any("dit_high_noise" in line and "bf16" in line for line in progress)
+
+
+def test_meta_build_allocates_nothing_and_matches_real_build():
+    cfg = get_config("tiny-i2v-moe")
+    for comp in ["text_encoder", "dit_high_noise", "vae"]:
+        meta = ex.build_module(cfg, comp, device="meta")
+        real = ex.build_module(cfg, comp)
+        assert all(p.is_meta for p in meta.parameters())
+        assert [(n, p.shape) for n, p in meta.named_parameters()] == \
+            [(n, p.shape) for n, p in real.named_parameters()]
+        assert mf.size_stats(meta, None if comp == "vae" else "blocks") == \
+            mf.size_stats(real, None if comp == "vae" else "blocks")
+
+
+def test_keep_patterns_are_fnmatch_globs():
+    assert mf.is_kept("blocks.12.modulation", ["blocks.*.modulation"])
+    assert not mf.is_kept("blocks.1.ffn.0.weight", ["blocks.*.modulation"])
+    assert mf.is_kept("blocks.0.norm1.weight", ["*norm*"]) == fnmatch.fnmatchcase("blocks.0.norm1.weight", "*norm*")
+
+
+def test_sha256_progress(tmp_path, monkeypatch):
+    path = tmp_path / "blob"
+    path.write_bytes(bytes(range(256)) * 4096)  # 1 MiB
+    monkeypatch.setattr(ex, "_HASH_CHUNK", 1 << 16)
+    monkeypatch.setattr(ex, "HASH_PROGRESS_BYTES", 1 << 20)
+    lines = []
+    assert ex.sha256_file(path, lines.append) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert lines[-1].endswith("blob: 100%") and 5 <= len(lines) <= 11
+    lines.clear()
+    monkeypatch.setattr(ex, "HASH_PROGRESS_BYTES", 2 << 20)
+    ex.sha256_file(path, lines.append)
+    assert lines == []  # small files hash silently
+
+
+def test_tiny_bundles_command(tmp_path, capsys):
+    assert main(["tiny-bundles", "--out", str(tmp_path)]) == 0
+    docs = {n: mf.read_yaml(tmp_path / n / "wanrt.yaml") for n in ("tiny-ti2v", "tiny-t2v-moe", "tiny-i2v-moe")}
+    assert {d["config_name"] for d in docs.values()} == set(docs)
+    assert len({d["tokenizer"]["sha256"] for d in docs.values()}) == 1  # one shared tokenizer
+    for n, d in docs.items():
+        assert all(c["dtype"] == "fp32" for c in d["components"].values())
+        for c in d["components"].values():
+            assert _sha(tmp_path / n / c["file"]) == c["sha256"]
+    before = _sha(tmp_path / "tiny-ti2v" / "wanrt.yaml")
+    capsys.readouterr()
+    assert main(["tiny-bundles", "--out", str(tmp_path)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert _sha(tmp_path / "tiny-ti2v" / "wanrt.yaml") == before

@@ -1,0 +1,122 @@
+"""Command line of the exporter: `python3 -m wanrt_export <command> ...`.
+
+  export --random-weights --config NAME --seed N --out DIR [--dtype D] [--force] [--tokenizer F]
+  export --checkpoint-dir DIR --model ti2v-5b|t2v-a14b|i2v-a14b --out DIR [--dtype D] [--force]
+         [--allow-nonstandard]
+  profiles --out DIR
+  tiny-bundles --out DIR [--force]
+
+Exit codes: 0 success, 1 failure (message on stderr), 2 usage error.
+"""
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional
+
+from .configs import REAL_NAMES, TINY_NAMES, get_config
+from .manifest import DTYPES
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python3 -m wanrt_export",
+                                description="Export Wan 2.2 models as wanrt bundles (TorchScript + wanrt.yaml).")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    e = sub.add_parser("export", help="write one bundle from random weights or an official checkpoint")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--random-weights", action="store_true", help="deterministic random weights (needs --config)")
+    src.add_argument("--checkpoint-dir", type=Path, metavar="DIR", help="official Wan 2.2 checkpoint directory")
+    e.add_argument("--config", choices=REAL_NAMES + TINY_NAMES, help="configuration for --random-weights")
+    e.add_argument("--model", choices=REAL_NAMES, help="model of --checkpoint-dir")
+    e.add_argument("--seed", type=int, help="seed for --random-weights (default 0)")
+    e.add_argument("--out", type=Path, required=True, metavar="DIR", help="bundle directory to create")
+    e.add_argument("--dtype", choices=list(DTYPES),
+                   help="stored dtype of the text encoder and DiT (VAE stays fp32); "
+                        "default fp32 for random weights, bf16 for checkpoints")
+    e.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
+    e.add_argument("--tokenizer", type=Path, metavar="FILE",
+                   help="spiece.model for --random-weights (default: train the tiny test tokenizer)")
+    e.add_argument("--allow-nonstandard", action="store_true",
+                   help="accept a checkpoint whose sizes differ from the official model (tests, research)")
+
+    pr = sub.add_parser("profiles", help="write the planning profiles of the real models")
+    pr.add_argument("--out", type=Path, required=True, metavar="DIR")
+
+    t = sub.add_parser("tiny-bundles", help="write the three tiny test bundles (fp32, seed 0)")
+    t.add_argument("--out", type=Path, required=True, metavar="DIR")
+    t.add_argument("--force", action="store_true", help="replace existing bundles")
+    return p
+
+
+def _cmd_export(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
+    from .export import export_bundle, export_random
+    if a.random_weights:
+        if a.config is None:
+            p.error("export --random-weights needs --config")
+        if a.model or a.allow_nonstandard:
+            p.error("--model and --allow-nonstandard go with --checkpoint-dir, not --random-weights")
+        export_random(a.config, 0 if a.seed is None else a.seed, a.out, a.dtype or "fp32", a.tokenizer, _progress, a.force)
+        return 0
+    if a.model is None:
+        p.error("export --checkpoint-dir needs --model (one of " + ", ".join(REAL_NAMES) + ")")
+    if a.config or a.tokenizer or a.seed is not None:
+        p.error("--config, --seed and --tokenizer go with --random-weights; a checkpoint brings its own")
+    from .checkpoint import load_official
+    ck = load_official(a.checkpoint_dir, a.model, a.dtype or "bf16", a.allow_nonstandard, _progress)
+    if not ck.standard:
+        _progress(f"warning: {a.checkpoint_dir} has a non-standard configuration; model_id {ck.cfg.model_id}")
+    export_bundle(ck.cfg, ck.modules, ck.tokenizer, a.out, a.dtype or "bf16", _progress, a.force)
+    return 0
+
+
+def _cmd_profiles(a: argparse.Namespace) -> int:
+    from .export import write_profiles
+    for path in write_profiles(a.out):
+        _progress(f"wrote {path}")
+    return 0
+
+
+def _cmd_tiny(a: argparse.Namespace) -> int:
+    from .export import check_out_dir, export_bundle, random_modules
+    from .tokenizer import train_tiny_tokenizer
+    t0 = time.monotonic()
+    for name in TINY_NAMES:  # fail before writing anything
+        check_out_dir((a.out / name).absolute(), a.force)
+    with tempfile.TemporaryDirectory(prefix="wanrt-tok-") as tdir:
+        tok = train_tiny_tokenizer(Path(tdir))
+        for name in TINY_NAMES:
+            cfg = get_config(name)
+            export_bundle(cfg, random_modules(cfg, 0, "fp32", lazy=True), tok, a.out / name, "fp32",
+                          None, a.force)
+            _progress(f"wrote {a.out / name}")
+    _progress(f"tiny bundles done in {time.monotonic() - t0:.1f} s")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the CLI; returns the exit code (argparse exits with 2 on usage errors)."""
+    p = _parser()
+    a = p.parse_args(argv)
+    try:
+        if a.command == "export":
+            return _cmd_export(p, a)
+        if a.command == "profiles":
+            return _cmd_profiles(a)
+        return _cmd_tiny(a)
+    except KeyboardInterrupt:
+        print("wanrt_export: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, RuntimeError, KeyError, ImportError) as e:
+        print(f"wanrt_export: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""Bundle writer: builds, casts, scripts and saves the components, then the manifest.
+
+A bundle is written into a temporary directory beside `out_dir` (same filesystem) and
+renamed into place only when complete, so an interrupted export leaves neither a half
+bundle nor a temporary directory. Components may be given as modules or as zero-argument
+factories; factories are built one at a time and freed before the next, which keeps the
+peak host memory of a real-size export to about one component.
+"""
+import contextlib
+import hashlib
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Union
+
+import torch
+import torch.nn as nn
+
+from . import manifest as mf
+from .configs import ModelConfig, get_config
+
+Progress = Optional[Callable[[str], None]]
+ModuleOrFactory = Union[nn.Module, Callable[[], nn.Module]]
+
+# Files above this size report hashing progress in percent.
+HASH_PROGRESS_BYTES = 1 << 30
+_HASH_CHUNK = 16 << 20
+
+
+class ExportError(RuntimeError):
+    """An export that cannot proceed (bad input, existing output, ...)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Building modules
+
+
+def keep_patterns(cfg: ModelConfig, component: str) -> List[str]:
+    """keep-fp32 globs of a component, from the module that implements it."""
+    if component == "text_encoder":
+        from .t5 import keep_fp32_patterns
+    elif component.startswith("dit"):
+        from .dit import keep_fp32_patterns
+    elif component == "vae":
+        from .vae import keep_fp32_patterns
+    else:
+        raise ValueError(f"unknown component '{component}'")
+    return list(keep_fp32_patterns())
+
+
+def build_module(cfg: ModelConfig, component: str, device=None, dtype: Optional[torch.dtype] = None) -> nn.Module:
+    """Construct one component (eval mode) with the implementation's own initialisation.
+
+    device="meta" builds it without memory, for sizing. The VAE is always fp32.
+    """
+    if component == "text_encoder":
+        from .t5 import UMT5Encoder
+        m = UMT5Encoder(cfg.t5, device=device, dtype=dtype)
+    elif component in cfg.experts:
+        from .dit import WanModel
+        m = WanModel(cfg.dit, device=device, dtype=dtype)
+    elif component == "vae":
+        from .vae import build_vae
+        m = build_vae(cfg.vae, device=device)  # fp32 always
+    else:
+        raise ValueError(f"component '{component}' is not part of {cfg.name} "
+                         f"(components: {', '.join(mf.component_names(cfg))})")
+    return m.eval()
+
+
+def allocate_module(cfg: ModelConfig, component: str, dtype: str) -> nn.Module:
+    """A module in its stored dtypes (keep-fp32 parameters fp32) whose every parameter
+    will be overwritten by the caller (random init or checkpoint).
+
+    Built on `meta` and materialised with to_empty when it has no buffers (skipping the
+    implementation's initialisation, which is slow at 14B); otherwise built normally
+    because buffers are derived constants that to_empty would leave uninitialised.
+    """
+    sdt = mf.DTYPES["fp32" if component == "vae" else dtype]
+    keep = keep_patterns(cfg, component)
+    meta = build_module(cfg, component, device="meta", dtype=None if component == "vae" else sdt)
+    if next(iter(meta.buffers()), None) is None:
+        mf.cast_parameters_(meta, sdt, keep)
+        return meta.to_empty(device="cpu").eval()
+    del meta
+    m = build_module(cfg, component, dtype=None if component == "vae" else sdt)
+    return mf.cast_parameters_(m, sdt, keep)
+
+
+# ---------------------------------------------------------------------------------------------
+# Deterministic random weights
+
+_SEED_SLOT = {"text_encoder": 1, "dit": 2, "dit_high_noise": 3, "dit_low_noise": 4, "vae": 5}
+
+
+def _init_kind(name: str, p: torch.Tensor) -> str:
+    leaf = name.rsplit(".", 1)[-1]
+    if leaf == "modulation":
+        return "modulation"
+    if leaf == "gamma" or ("norm" in name and leaf == "weight" and p.dim() == 1):
+        return "norm"
+    if leaf == "bias" or p.dim() < 2:
+        return "small"
+    return "fan_in"
+
+
+def randomize_(module: nn.Module, seed: int) -> nn.Module:
+    """Overwrite every parameter deterministically from `seed`.
+
+    Rule: norm scales (`*norm*.weight`, `gamma`) 1 + 0.05 N; modulation tables 0.1 N; biases
+    and other 1-D tensors 0.02 N; everything else N / sqrt(fan_in), so activations keep unit
+    scale and no path is degenerate. Values are drawn in fp32 from one generator in
+    parameter order, in row chunks of at most 2^26 elements, then cast to each parameter's
+    dtype: the same seed gives byte-identical weights, and a bf16 export holds the bf16
+    rounding of the fp32 one.
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if not p.is_floating_point():
+                continue
+            kind = _init_kind(name, p)
+            if kind == "fan_in":
+                scale, offset = 1.0 / math.sqrt(max(1, p.numel() // max(1, p.shape[0]))), 0.0
+            else:
+                scale, offset = {"modulation": (0.1, 0.0), "norm": (0.05, 1.0), "small": (0.02, 0.0)}[kind]
+            flat = p.data.view(p.shape[0], -1) if p.dim() >= 1 and p.shape[0] > 0 else p.data.view(1, -1)
+            rows = max(1, (1 << 26) // max(1, flat.shape[1]))
+            for r in range(0, flat.shape[0], rows):
+                part = torch.randn(flat[r:r + rows].shape, generator=g, dtype=torch.float32)
+                flat[r:r + rows].copy_(part.mul_(scale).add_(offset))
+    return module
+
+
+def random_module(cfg: ModelConfig, component: str, seed: int, dtype: str = "fp32") -> nn.Module:
+    """One component with deterministic random weights (see randomize_) in stored dtypes."""
+    m = allocate_module(cfg, component, dtype)
+    return randomize_(m, seed * 16 + _SEED_SLOT[component])
+
+
+def random_modules(cfg: ModelConfig, seed: int, dtype: str = "fp32", lazy: bool = False) -> Dict[str, ModuleOrFactory]:
+    """All components of `cfg` with random weights; lazy=True returns factories instead
+    (for real sizes: each component is built only when the exporter reaches it)."""
+    out: Dict[str, ModuleOrFactory] = {}
+    for c in mf.component_names(cfg):
+        factory = (lambda c=c: random_module(cfg, c, seed, dtype))
+        out[c] = factory if lazy else factory()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+class _SortedSet(set):
+    """A set that iterates in sorted order."""
+
+    def __iter__(self):
+        return iter(sorted(super().__iter__(), key=repr))
+
+
+@contextlib.contextmanager
+def _reproducible_scripting():
+    """TorchScript collects a module's constants in a Python set and emits them in its
+    iteration order, which depends on PYTHONHASHSEED; sorting makes the saved code, and so
+    the sha256, the same from run to run. (Type names still carry per-process mangle
+    counters, so files are reproducible per command, not per call within one process.)"""
+    rec = getattr(torch.jit, "_recursive", None)
+    if rec is None:
+        yield
+        return
+    had = "set" in vars(rec)
+    old = vars(rec).get("set")
+    rec.set = _SortedSet
+    try:
+        yield
+    finally:
+        if had:
+            rec.set = old
+        else:
+            del rec.set
+
+
+def script_module(module: nn.Module) -> torch.jit.ScriptModule:
+    with _reproducible_scripting():
+        return torch.jit.script(module)
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024.0
+    return f"{n:.1f} GiB"
+
+
+def sha256_file(path: Path, progress: Progress = None) -> str:
+    """Hex sha256 of a file; reports percentages through `progress` for large files."""
+    h = hashlib.sha256()
+    size = os.path.getsize(path)
+    done, last = 0, -1
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(_HASH_CHUNK)
+            if not chunk:
+                break
+            h.update(chunk)
+            done += len(chunk)
+            if progress and size >= HASH_PROGRESS_BYTES:
+                pct = done * 100 // size
+                if pct // 10 != last // 10:
+                    progress(f"  sha256 {Path(path).name}: {pct}%")
+                    last = pct
+    return h.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _is_replaceable(path: Path) -> bool:
+    """--force replaces only a previous bundle or an empty directory, never arbitrary data."""
+    if path.is_dir() and not path.is_symlink():
+        return (path / "wanrt.yaml").is_file() or not any(path.iterdir())
+    return False
+
+
+def check_out_dir(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() or out_dir.is_symlink():
+        if not force:
+            raise ExportError(f"{out_dir} already exists; pass --force to replace it")
+        if not _is_replaceable(out_dir):
+            raise ExportError(f"refusing to replace {out_dir}: it is not a wanrt bundle (no wanrt.yaml) "
+                              "and not an empty directory")
+
+
+def _commit(tmp: Path, out_dir: Path, force: bool) -> None:
+    check_out_dir(out_dir, force)
+    if not out_dir.exists():
+        os.rename(tmp, out_dir)
+        return
+    old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+    os.rename(out_dir, old)
+    try:
+        os.rename(tmp, out_dir)
+    except BaseException:
+        os.rename(old, out_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def check_tokenizer(path: Path, cfg: ModelConfig) -> None:
+    """The tokenizer must have umT5's special ids and fit the text encoder's vocabulary."""
+    from .tokenizer import WanTokenizer
+    try:
+        tok = WanTokenizer(str(path), cfg.dit.text_len)
+    except (RuntimeError, OSError) as e:  # sentencepiece raises RuntimeError/OSError on bad files
+        raise ExportError(f"{path}: not a usable SentencePiece model ({e})") from None
+    if tok.vocab_size > cfg.t5.vocab_size:
+        raise ExportError(f"tokenizer {path} has {tok.vocab_size} pieces but the text encoder "
+                          f"embeds only {cfg.t5.vocab_size}")
+
+
+def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokenizer_model: Path,
+                  out_dir: Path, dtype: str = "fp32", progress: Progress = None, force: bool = False) -> dict:
+    """Write a complete bundle for `cfg` to `out_dir` and return its manifest dict.
+
+    `modules` maps each component name (manifest.component_names(cfg)) to a module or a
+    factory. Modules are cast IN PLACE to `dtype` (the VAE always fp32) except their
+    keep-fp32 parameters, scripted and saved. Refuses an existing `out_dir` unless `force`,
+    which replaces it only after the new bundle is complete.
+    """
+    if dtype not in mf.DTYPES:
+        raise ExportError(f"dtype must be one of {', '.join(mf.DTYPES)}, got '{dtype}'")
+    out_dir = Path(out_dir).absolute()
+    tokenizer_model = Path(tokenizer_model)
+    check_out_dir(out_dir, force)
+    names = mf.component_names(cfg)
+    missing, extra = [n for n in names if n not in modules], [n for n in modules if n not in names]
+    if missing or extra:
+        raise ExportError(f"components for {cfg.name} must be {names}; missing {missing}, unexpected {extra}")
+    if not tokenizer_model.is_file():
+        raise ExportError(f"tokenizer model {tokenizer_model} not found")
+    check_tokenizer(tokenizer_model, cfg)
+    say = progress or (lambda msg: None)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a bundle is an ordinary folder
+        entries = {}
+        for i, comp in enumerate(names):
+            item = modules[comp]
+            module = item if isinstance(item, nn.Module) else item()
+            del item
+            comp_dtype = "fp32" if comp == "vae" else dtype
+            keep = keep_patterns(cfg, comp)
+            mf.cast_parameters_(module, mf.DTYPES[comp_dtype], keep)
+            module.eval()
+            file = mf.component_file(comp)
+            stats = mf.size_stats(module, None if comp == "vae" else "blocks")
+            say(f"[{i + 1}/{len(names)}] {comp}: scripting and saving {file} "
+                f"({stats['parameters']:,} parameters, {human_bytes(stats['bytes'])} {comp_dtype})")
+            scripted = script_module(module)
+            torch.jit.save(scripted, str(tmp / file))
+            del scripted
+            _fsync(tmp / file)
+            sha = sha256_file(tmp / file, progress)
+            entries[comp] = mf.component_entry(comp, module, comp_dtype, keep, file=file, sha256=sha)
+            del module
+            say(f"[{i + 1}/{len(names)}] {comp}: wrote {file} ({human_bytes(os.path.getsize(tmp / file))})")
+        tok = tmp / mf.TOKENIZER_FILE
+        tok.parent.mkdir(parents=True)
+        shutil.copyfile(tokenizer_model, tok)
+        doc = mf.build_manifest(cfg, entries, mf.tokenizer_entry(cfg, sha256_file(tok)))
+        mf.write_yaml(doc, tmp / "wanrt.yaml")
+        _fsync(tmp / "wanrt.yaml")
+        _commit(tmp, out_dir, force)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    say(f"bundle {cfg.name} written to {out_dir}")
+    return doc
+
+
+def export_random(config_name: str, seed: int, out_dir: Path, dtype: str = "fp32",
+                  tokenizer_model: Optional[Path] = None, progress: Progress = None, force: bool = False) -> dict:
+    """A bundle of `config_name` with random weights; trains the tiny tokenizer when none is given."""
+    cfg = get_config(config_name)
+    with contextlib.ExitStack() as stack:
+        if tokenizer_model is None:
+            from .tokenizer import train_tiny_tokenizer
+            tdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="wanrt-tok-"))
+            tokenizer_model = train_tiny_tokenizer(Path(tdir))
+        return export_bundle(cfg, random_modules(cfg, seed, dtype, lazy=True), tokenizer_model, out_dir,
+                             dtype, progress, force)
+
+
+# ---------------------------------------------------------------------------------------------
+# Profiles
+
+
+def build_profile(config_name: str) -> dict:
+    """Profile of a configuration from meta-device modules: DiT/T5 in bf16 with keep-fp32
+    parameters in fp32 (the official shipping dtype), the VAE in fp32."""
+    cfg = get_config(config_name)
+    entries = {}
+    for comp in mf.component_names(cfg):
+        dt = "fp32" if comp == "vae" else "bf16"
+        keep = keep_patterns(cfg, comp)
+        m = build_module(cfg, comp, device="meta", dtype=None if comp == "vae" else mf.DTYPES[dt])
+        mf.cast_parameters_(m, mf.DTYPES[dt], keep)
+        entries[comp] = mf.component_entry(comp, m, dt, keep)
+    return mf.build_manifest(cfg, entries, mf.tokenizer_entry(cfg, profile=True), profile=True)
+
+
+def write_profiles(out_dir: Path, names=None) -> List[Path]:
+    """Write the profile of each real configuration to `<out_dir>/<model_id>.yaml`."""
+    from .configs import REAL_NAMES
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in names or REAL_NAMES:
+        path = out_dir / mf.profile_file_name(get_config(name))
+        tmp = path.with_name(path.name + ".tmp")
+        mf.write_yaml(build_profile(name), tmp)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
