@@ -22,8 +22,11 @@ build: configure
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
+DEMO_OUT ?= $(BUILD_DIR)/demo.mp4
+DEMO_PROMPT ?= a red fox running through fresh snow, cinematic lighting
+
 demo: build
-	$(BUILD_DIR)/bin/wanrun --version
+	$(BUILD_DIR)/bin/wanrun generate --prompt "$(DEMO_PROMPT)" --out $(DEMO_OUT)
 
 clean:
 	rm -rf build

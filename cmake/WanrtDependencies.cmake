@@ -49,22 +49,26 @@ foreach(lib avformat avcodec swscale avutil)
     wanrt_missing("FFmpeg's lib${lib}" "lib${lib}-dev")
   endif()
 endforeach()
+# Python with Debian's python3-torch: exports the demo bundle at build time and runs the
+# exporter tests.
+set(WANRT_PYTHON "/usr/bin/python3" CACHE FILEPATH "Python with python3-torch, for the exporter")
+if(NOT EXISTS "${WANRT_PYTHON}")
+  wanrt_missing("${WANRT_PYTHON}" "python3")
+endif()
+set(_wanrt_py_modules "import torch, numpy, yaml, sentencepiece")
+set(_wanrt_py_packages "python3-torch python3-numpy python3-yaml python3-sentencepiece")
 if(WANRT_BUILD_TESTS)
   find_package(Catch2 2 QUIET)
   if(NOT Catch2_FOUND)
     wanrt_missing("Catch2 v2" "catch2")
   endif()
-  find_package(Python3 COMPONENTS Interpreter QUIET)
-  set(WANRT_PYTHON "/usr/bin/python3" CACHE FILEPATH "Python with Debian's python3-torch, for the exporter tests")
-  if(NOT EXISTS "${WANRT_PYTHON}")
-    wanrt_missing("${WANRT_PYTHON}" "python3")
-  endif()
-  execute_process(COMMAND "${WANRT_PYTHON}" -c "import torch, pytest, numpy, yaml, sentencepiece"
-                  RESULT_VARIABLE _py_rc OUTPUT_QUIET ERROR_VARIABLE _py_err)
-  if(NOT _py_rc EQUAL 0)
-    wanrt_missing("Python modules for the tests (${_py_err})"
-                  "python3-torch python3-pytest python3-numpy python3-yaml python3-sentencepiece")
-  endif()
+  string(APPEND _wanrt_py_modules ", pytest")
+  string(APPEND _wanrt_py_packages " python3-pytest")
+endif()
+execute_process(COMMAND "${WANRT_PYTHON}" -c "${_wanrt_py_modules}"
+                RESULT_VARIABLE _py_rc OUTPUT_QUIET ERROR_VARIABLE _py_err)
+if(NOT _py_rc EQUAL 0)
+  wanrt_missing("Python modules (${_py_err})" "${_wanrt_py_packages}")
 endif()
 
 # LibTorch built with CUDA (e.g. a pip wheel's bundled LibTorch) enables the CUDA backend.

@@ -1,26 +1,13 @@
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "runtime/device_backend.h"
 #include "runtime/error.h"
+#include "runtime/proc_fields.h"
 
 namespace wanrt {
 namespace {
 
-// Reads "Key:   123 kB" lines of /proc/meminfo; returns bytes or -1 when absent.
-std::int64_t meminfo_bytes(const std::string& key) {
-  std::ifstream in("/proc/meminfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.compare(0, key.size() + 1, key + ":") != 0) continue;
-    std::istringstream fields(line.substr(key.size() + 1));
-    std::int64_t kib = -1;
-    fields >> kib;
-    return kib < 0 ? -1 : kib * 1024;
-  }
-  return -1;
-}
+using internal::meminfo_bytes;
 
 class CpuBackend final : public DeviceBackend {
  public:

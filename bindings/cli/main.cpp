@@ -3,35 +3,27 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <functional>
+#include <map>
 #include <string>
-#include <vector>
 
+#include "bindings/cli/commands.h"
 #include "runtime/error.h"
 #include "runtime/version.h"
 
 namespace {
 
-struct Subcommand {
+struct Planned {
   const char* name;
   const char* summary;
-  const char* issue;  // where its implementation is tracked, for the "not built yet" message
+  const char* issue;  // where the implementation is tracked, for the "not built yet" message
 };
 
-const std::vector<Subcommand>& subcommands() {
-  static const std::vector<Subcommand> list = {
-      {"generate", "Generate a video from a prompt (and an image for TI2V/I2V)",
-       "the generation issue"},
-      {"plan", "Dry run: show the optimization plan and memory estimate for a request",
-       "the optimization issue"},
-      {"doctor", "Show what this machine has and which models it can run",
-       "the optimization issue"},
-      {"inspect", "Show a bundle's components, parameters, bytes, dtypes and contract",
-       "the generation issue"},
-      {"bench", "Measure VRAM/speed trade-offs over a matrix of plans", "the bench issue"},
-  };
-  return list;
-}
+const Planned kPlanned[] = {
+    {"plan", "Dry run: show the optimization plan and memory estimate for a request",
+     "the optimization issue"},
+    {"doctor", "Show what this machine has and which models it can run", "the optimization issue"},
+    {"bench", "Measure VRAM/speed trade-offs over a matrix of plans", "the bench issue"},
+};
 
 }  // namespace
 
@@ -41,11 +33,26 @@ int main(int argc, char** argv) {
   bool show_version = false;
   app.add_flag("-V,--version", show_version, "Print the version and build information and exit");
 
-  std::string chosen;
-  for (const auto& sub : subcommands()) {
-    CLI::App* cmd = app.add_subcommand(sub.name, sub.summary);
+  std::map<CLI::App*, wanrt::cli::CommandAction> actions;
+  try {
+    auto generate = wanrt::cli::add_generate_command(app);
+    actions[app.get_subcommand("generate")] = std::move(generate);
+    auto inspect = wanrt::cli::add_inspect_command(app);
+    actions[app.get_subcommand("inspect")] = std::move(inspect);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error [internal]: {}\n", e.what());
+    return wanrt::exit_code(wanrt::ErrorCategory::kInternal);
+  }
+  for (const auto& planned : kPlanned) {
+    CLI::App* cmd = app.add_subcommand(planned.name, planned.summary);
     cmd->allow_extras();  // options are declared when the subcommand is implemented
-    cmd->callback([&chosen, name = std::string(sub.name)] { chosen = name; });
+    actions[cmd] = [planned] () -> int {
+      throw wanrt::Error(wanrt::ErrorCategory::kUsage,
+                         fmt::format("'wanrun {}' is not built yet in this version ({})",
+                                     planned.name, wanrt::version()),
+                         fmt::format("it is tracked by {}; see README.md for what works now",
+                                     planned.issue));
+    };
   }
 
   try {
@@ -60,19 +67,11 @@ int main(int argc, char** argv) {
       fmt::print("{}\n", wanrt::build_info());
       return 0;
     }
-    if (chosen.empty()) {
-      fmt::print("{}", app.help());
-      return 0;
+    for (CLI::App* sub : app.get_subcommands()) {
+      const auto it = actions.find(sub);
+      if (it != actions.end()) return it->second();
     }
-    for (const auto& sub : subcommands()) {
-      if (chosen == sub.name) {
-        throw wanrt::Error(wanrt::ErrorCategory::kUsage,
-                           fmt::format("'wanrun {}' is not built yet in this version ({})",
-                                       sub.name, wanrt::version()),
-                           fmt::format("it is tracked by {}; see README.md for what works now",
-                                       sub.issue));
-      }
-    }
+    fmt::print("{}", app.help());
     return 0;
   } catch (const wanrt::Error& e) {
     fmt::print(stderr, "{}\n", wanrt::format_error(e));

@@ -8,6 +8,7 @@
 
 #include "runtime/device_backend.h"
 #include "runtime/error.h"
+#include "runtime/system_resources.h"
 
 namespace wanrt {
 namespace {
@@ -77,6 +78,27 @@ std::unique_ptr<DeviceBackend> make_cuda_backend(int index) {
                            : fmt::format("use a device index from 0 to {}", count - 1));
   }
   return std::make_unique<CudaBackend>(index);
+}
+
+std::vector<GpuInfo> probe_gpus() {
+  std::vector<GpuInfo> gpus;
+  const int count = cuda_device_count();
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp prop{};
+    check_cuda(cudaGetDeviceProperties(&prop, i), "cudaGetDeviceProperties");
+    GpuInfo gpu;
+    gpu.index = i;
+    gpu.name = prop.name;
+    gpu.cc_major = prop.major;
+    gpu.cc_minor = prop.minor;
+    const DeviceMemory memory = CudaBackend(i).memory();
+    gpu.total_bytes = memory.total;
+    gpu.free_bytes = memory.available;
+    gpu.bf16 = prop.major >= 8;
+    gpu.fp16 = prop.major >= 7;
+    gpus.push_back(gpu);
+  }
+  return gpus;
 }
 
 }  // namespace wanrt

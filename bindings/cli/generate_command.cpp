@@ -1,0 +1,174 @@
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include <ATen/Parallel.h>
+
+#include "bindings/cli/cli_common.h"
+#include "bindings/cli/commands.h"
+#include "bindings/cli/progress_bar.h"
+#include "models/wan22/pipeline.h"
+#include "runtime/error.h"
+#include "runtime/image_reader.h"
+#include "runtime/video_writer.h"
+
+namespace wanrt::cli {
+namespace {
+
+struct GenerateOptions {
+  std::string model, prompt, negative_prompt, image, size, sampler, out = "output.mp4";
+  std::optional<int> frames, steps;
+  std::optional<double> guidance, shift;
+  long long seed = 0;
+  int threads = 0;
+  std::string progress = "auto";
+  bool json = false, no_verify = false;
+};
+
+void write_text_atomic(const std::string& path, const std::string& text) {
+  const std::filesystem::path target(path);
+  const auto tmp = target.parent_path() / ("." + target.filename().string() + ".tmp");
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) {
+      std::filesystem::remove(tmp);
+      throw Error(ErrorCategory::kUsage, fmt::format("cannot write {}", path),
+                  "check that the directory exists and is writable");
+    }
+  }
+  std::filesystem::rename(tmp, target);
+}
+
+nlohmann::json report_json(const GenerateOptions& o, const std::string& bundle,
+                           const wan22::Pipeline& pipeline, const wan22::GenerateResult& result,
+                           double total_seconds) {
+  const auto& r = result.request;
+  nlohmann::json times = nlohmann::json::object();
+  for (const auto& t : result.times) times[t.stage] = t.seconds;
+  times["load"] = pipeline.load_seconds();
+  times["total"] = total_seconds;
+  return {
+      {"output", o.out},
+      {"bundle", bundle},
+      {"model_id", pipeline.spec().model_id},
+      {"task", pipeline.spec().task},
+      {"request",
+       {{"prompt", r.prompt},
+        {"negative_prompt", r.negative_prompt},
+        {"image", o.image.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.image)},
+        {"width", r.width},
+        {"height", r.height},
+        {"frames", r.frames},
+        {"steps", r.steps},
+        {"seed", r.seed},
+        {"guidance", {{"low_noise", r.guide_low}, {"high_noise", r.guide_high}}},
+        {"shift", r.shift},
+        {"sampler", r.sampler},
+        {"user_set", r.user_set}}},
+      {"plan",
+       {{"device", "cpu"}, {"threads", at::get_num_threads()}, {"dtype", "as stored"}, {"offload", "none"}}},
+      {"fps", result.fps},
+      {"expert_trace", result.expert_trace},
+      {"times_s", times},
+      {"peak_rss_bytes", result.peak_rss_bytes},
+  };
+}
+
+int run_generate(const GenerateOptions& o) {
+  std::string bundle = o.model.empty() ? default_bundle_dir() : o.model;
+  if (bundle.empty()) {
+    throw Error(ErrorCategory::kUsage, "no --model given and no demo bundle next to wanrun",
+                "pass --model BUNDLE_DIR (export one with models/export, see docs/exporter.md)");
+  }
+  output_format_for(o.out);  // reject a bad output path before any heavy work
+  install_interrupt_handler();
+  const auto start = std::chrono::steady_clock::now();
+  ProgressBar bar(ProgressBar::parse_mode(o.progress));
+
+  wan22::LoadOptions load;
+  load.verify = !o.no_verify;
+  load.threads = o.threads;
+  load.hash_progress = [&bar](const std::string& file, std::int64_t done, std::int64_t total) {
+    const auto mib = [](std::int64_t b) { return static_cast<int>(b >> 20); };
+    bar.update("verify " + std::filesystem::path(file).filename().string(), mib(done), mib(total));
+  };
+  auto pipeline = wan22::Pipeline::load(bundle, load);
+
+  wan22::GenerateRequest request;
+  request.prompt = o.prompt;
+  if (!o.negative_prompt.empty()) request.negative_prompt = o.negative_prompt;
+  if (!o.size.empty()) {
+    const auto [w, h] = parse_size(o.size);
+    request.width = w;
+    request.height = h;
+  }
+  request.frames = o.frames;
+  request.steps = o.steps;
+  request.seed = o.seed;
+  request.guidance = o.guidance;
+  request.shift = o.shift;
+  if (!o.sampler.empty()) request.sampler = o.sampler;
+  if (!o.image.empty()) request.image = read_image(o.image);
+
+  wan22::Callbacks callbacks;
+  callbacks.cancelled = [] { return cancel_requested(); };
+  callbacks.progress = [&bar](const wan22::ProgressEvent& e) { bar.update(e.stage, e.step, e.total); };
+  const wan22::GenerateResult result = pipeline->generate(request, callbacks);
+
+  VideoWriteOptions write;
+  write.fps = result.fps;
+  write.cancelled = callbacks.cancelled;
+  write.progress = [&bar](int frame, int total) { bar.update("write", frame, total); };
+  write_video(o.out, result.frames, write);
+  bar.finish();
+
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const nlohmann::json report = report_json(o, bundle, *pipeline, result, total);
+  std::string sidecar = o.out;
+  while (!sidecar.empty() && sidecar.back() == '/') sidecar.pop_back();
+  write_text_atomic(sidecar + ".json", report.dump(2) + "\n");
+  if (o.json) {
+    fmt::print("{}\n", report.dump(2));
+  } else {
+    fmt::print("wrote {} ({} frames, {}x{}, {} fps, seed {}) in {:.1f} s\n", o.out,
+               result.frames.size(0), result.request.width, result.request.height, result.fps,
+               result.request.seed, total);
+  }
+  return 0;
+}
+
+}  // namespace
+
+CommandAction add_generate_command(CLI::App& app) {
+  auto opts = std::make_shared<GenerateOptions>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate a video from a prompt (and an image for TI2V/I2V)");
+  cmd->add_option("-m,--model", opts->model, "Bundle directory (default: the demo bundle installed with wanrun)");
+  cmd->add_option("-p,--prompt", opts->prompt, "What the video shows")->required();
+  cmd->add_option("-n,--negative-prompt", opts->negative_prompt, "What to avoid (default: the model's)");
+  cmd->add_option("-i,--image", opts->image, "First frame (PNG/JPEG): required for I2V, optional for TI2V");
+  cmd->add_option("-s,--size", opts->size, "WIDTHxHEIGHT (default: the model's; multiples of stride x patch)");
+  cmd->add_option("-f,--frames", opts->frames, "Number of frames, 4n+1 (default: the model's)");
+  cmd->add_option("--steps", opts->steps, "Denoising steps (default: the model's)");
+  cmd->add_option("--seed", opts->seed, "Random seed; negative picks one at random")->default_val(0);
+  cmd->add_option("-g,--guidance", opts->guidance, "Classifier-free guidance scale (both experts)");
+  cmd->add_option("--shift", opts->shift, "Flow-matching sigma shift (default: the model's)");
+  cmd->add_option("--sampler", opts->sampler, "unipc (default) or euler")->check(CLI::IsMember({"unipc", "euler"}));
+  cmd->add_option("-o,--out", opts->out, "Output: FILE.mp4 (H.264), FILE.pt (uint8 tensor) or DIR/ (PNG frames)")
+      ->default_val("output.mp4");
+  cmd->add_option("-t,--threads", opts->threads, "CPU threads (default: one per core)")->default_val(0);
+  cmd->add_flag("--json", opts->json, "Print the run report as JSON on stdout");
+  cmd->add_flag("--no-verify", opts->no_verify, "Skip the sha256 check of the bundle files");
+  cmd->add_option("--progress", opts->progress,
+                  "auto (a bar on a terminal, nothing when piped), bar, plain (one line per step) or none")
+      ->check(CLI::IsMember({"auto", "bar", "plain", "none"}))
+      ->default_val("auto");
+  return [opts] { return run_generate(*opts); };
+}
+
+}  // namespace wanrt::cli

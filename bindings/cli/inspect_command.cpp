@@ -1,0 +1,97 @@
+#include <fmt/format.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "bindings/cli/cli_common.h"
+#include "bindings/cli/commands.h"
+#include "models/wan22/model_spec.h"
+#include "runtime/bundle.h"
+
+namespace wanrt::cli {
+namespace {
+
+struct InspectOptions {
+  std::string bundle;
+  bool verify = false, json = false;
+};
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+int run_inspect(const InspectOptions& o) {
+  BundleOptions options;
+  options.verify = o.verify;
+  const BundleManifest m = read_bundle(o.bundle, options);
+  const wan22::WanSpec spec = wan22::read_wan_spec(m);
+  const auto& d = spec.sampling;
+
+  nlohmann::json doc = {{"bundle", m.root},
+                        {"model_id", m.model_id},
+                        {"task", m.task},
+                        {"verified", o.verify},
+                        {"components", nlohmann::json::array()}};
+  std::int64_t total_params = 0, total_bytes = 0;
+  for (const auto& c : m.components) {
+    total_params += c.parameters;
+    total_bytes += c.bytes;
+    doc["components"].push_back({{"name", c.name},
+                                 {"file", c.file},
+                                 {"dtype", c.dtype},
+                                 {"parameters", c.parameters},
+                                 {"bytes", c.bytes},
+                                 {"non_block_bytes", c.non_block_bytes},
+                                 {"block_bytes", c.block_bytes},
+                                 {"keep_fp32", c.keep_fp32},
+                                 {"contract",
+                                  {{"kind", c.contract.kind},
+                                   {"methods", c.contract.methods},
+                                   {"num_blocks", c.contract.num_blocks},
+                                   {"inputs", c.contract.inputs}}},
+                                 {"expert", c.expert}});
+  }
+  doc["sampling"] = {{"steps", d.steps},   {"shift", d.shift},   {"guide_scale", {d.guide_low, d.guide_high}},
+                     {"frames", d.frames}, {"size", {d.width, d.height}}, {"fps", d.fps},
+                     {"sampler", d.sampler}};
+  if (d.boundary) doc["sampling"]["boundary"] = *d.boundary;
+  if (o.json) {
+    fmt::print("{}\n", doc.dump(2));
+    return 0;
+  }
+  fmt::print("bundle   {}\nmodel    {} (task {})\n", m.root, m.model_id, m.task);
+  fmt::print("latent   z={} stride {}x{}x{}, DiT patch {}x{}x{}, text_len {}\n", spec.z_dim,
+             spec.vae_stride[0], spec.vae_stride[1], spec.vae_stride[2], spec.patch[0],
+             spec.patch[1], spec.patch[2], spec.text_len);
+  fmt::print("defaults {} steps, shift {}, guidance {}/{} (low/high){}, {} frames, {}x{}, {} fps, {}\n",
+             d.steps, d.shift, d.guide_low, d.guide_high,
+             d.boundary ? fmt::format(", boundary {}", *d.boundary) : std::string(), d.frames,
+             d.width, d.height, d.fps, d.sampler);
+  fmt::print("\n{:<16} {:<20} {:<6} {:>14} {:>11} {:>7}  {}\n", "component", "file", "dtype",
+             "parameters", "bytes", "blocks", "contract");
+  for (const auto& c : m.components) {
+    fmt::print("{:<16} {:<20} {:<6} {:>14} {:>11} {:>7}  {} ({})\n", c.name, c.file, c.dtype,
+               c.parameters, format_bytes(c.bytes), c.block_bytes.size(), c.contract.kind,
+               join(c.contract.methods));
+  }
+  fmt::print("{:<16} {:<20} {:<6} {:>14} {:>11}\n", "total", "", "", total_params,
+             format_bytes(total_bytes));
+  fmt::print("\nsha256 {}\n", o.verify ? "verified" : "not checked (pass --verify)");
+  return 0;
+}
+
+}  // namespace
+
+CommandAction add_inspect_command(CLI::App& app) {
+  auto opts = std::make_shared<InspectOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "inspect", "Show a bundle's components, parameters, bytes, dtypes and contract");
+  cmd->add_option("bundle", opts->bundle, "Bundle directory")->required();
+  cmd->add_flag("--verify", opts->verify, "Also check every file's sha256");
+  cmd->add_flag("--json", opts->json, "Print JSON instead of a table");
+  return [opts] { return run_inspect(*opts); };
+}
+
+}  // namespace wanrt::cli

@@ -1,0 +1,90 @@
+#include "models/wan22/model_spec.h"
+
+#include <fmt/format.h>
+
+namespace wanrt::wan22 {
+namespace {
+
+const YAML::Node section(const YamlFile& file, const YAML::Node& parent, const std::string& key) {
+  const YAML::Node node = parent[key];
+  if (!node || !node.IsMap()) file.fail(parent, key, "missing or not a mapping");
+  return node;
+}
+
+template <size_t N>
+std::array<int, N> int_array(const YamlFile& file, const YAML::Node& map, const std::string& key) {
+  const YAML::Node node = map[key];
+  if (!node || !node.IsSequence() || node.size() != N) {
+    file.fail(node ? node : map, key, fmt::format("expected a list of {} integers", N));
+  }
+  std::array<int, N> out{};
+  for (size_t i = 0; i < N; ++i) {
+    try {
+      out[i] = node[i].as<int>();
+    } catch (const YAML::Exception&) {
+      file.fail(node[i], key, fmt::format("element {} is not an integer", i));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+WanSpec read_wan_spec(const BundleManifest& manifest) {
+  const YamlFile& file = manifest.yaml;
+  const YAML::Node& root = file.root;
+  WanSpec spec;
+  spec.model_id = manifest.model_id;
+  spec.task = manifest.task;
+  if (spec.task != "t2v" && spec.task != "i2v" && spec.task != "ti2v") {
+    file.fail(root["task"], "task", fmt::format("unknown task '{}'", spec.task),
+              "wanrt runs the Wan 2.2 tasks t2v, i2v and ti2v");
+  }
+  const YAML::Node arch = section(file, root, "architecture");
+  const YAML::Node dit = section(file, arch, "dit");
+  const YAML::Node vae = section(file, arch, "vae");
+  spec.z_dim = file.get<int>(vae, "z_dim");
+  spec.vae_stride = int_array<3>(file, vae, "stride");
+  spec.patch = int_array<3>(file, dit, "patch_size");
+  spec.dit_in_dim = file.get<int>(dit, "in_dim");
+  spec.text_len = file.get<int>(dit, "text_len");
+
+  for (const auto& c : manifest.components) {
+    if (c.name.rfind("dit", 0) == 0) spec.experts.push_back(c.name);
+  }
+  const bool single = spec.experts.size() == 1 && spec.experts[0] == "dit";
+  const bool moe = spec.experts.size() == 2 && manifest.has_component("dit_high_noise") &&
+                   manifest.has_component("dit_low_noise");
+  if (!single && !moe) {
+    file.fail(root["components"], "components",
+              "expected one DiT component 'dit' or the two experts 'dit_high_noise' and "
+              "'dit_low_noise'");
+  }
+  if (moe) spec.experts = {"dit_high_noise", "dit_low_noise"};
+
+  const YAML::Node s = section(file, root, "sampling");
+  SamplingDefaults& d = spec.sampling;
+  d.steps = file.get<int>(s, "steps");
+  d.shift = file.get<double>(s, "shift");
+  const YAML::Node guide = s["guide_scale"];
+  if (!guide || !guide.IsSequence() || guide.size() != 2) {
+    file.fail(guide ? guide : s, "guide_scale", "expected [low_noise, high_noise]");
+  }
+  d.guide_low = guide[0].as<double>();
+  d.guide_high = guide[1].as<double>();
+  if (s["boundary"] && !s["boundary"].IsNull()) d.boundary = file.get<double>(s, "boundary");
+  if (moe && !d.boundary) {
+    file.fail(s, "boundary", "a two-expert model needs the switching boundary");
+  }
+  d.frames = file.get<int>(s, "frames");
+  const auto size = int_array<2>(file, s, "size");
+  d.width = size[0];
+  d.height = size[1];
+  d.fps = file.get<int>(s, "fps");
+  if (s["sampler"]) d.sampler = file.get<std::string>(s, "sampler");
+  if (s["num_train_timesteps"]) d.num_train_timesteps = file.get<int>(s, "num_train_timesteps");
+  if (s["negative_prompt"]) d.negative_prompt = file.get<std::string>(s, "negative_prompt");
+  return spec;
+}
+
+}  // namespace wanrt::wan22

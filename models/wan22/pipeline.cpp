@@ -1,0 +1,215 @@
+#include "models/wan22/pipeline.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <map>
+
+#include "models/wan22/image_prep.h"
+#include "models/wan22/scheduler.h"
+#include "models/wan22/tokenizer.h"
+#include "runtime/component.h"
+#include "runtime/error.h"
+#include "runtime/memory_monitor.h"
+#include "runtime/staged_executor.h"
+#include "runtime/threads.h"
+
+namespace wanrt::wan22 {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void check_cancelled(const Callbacks& callbacks, const char* where) {
+  if (callbacks.cancelled && callbacks.cancelled()) {
+    throw Error(ErrorCategory::kCancelled, fmt::format("cancelled during {}", where));
+  }
+}
+
+void report(const Callbacks& callbacks, const char* stage, int step, int total) {
+  if (callbacks.progress) callbacks.progress(ProgressEvent{stage, step, total});
+}
+
+}  // namespace
+
+struct Pipeline::Impl {
+  BundleManifest manifest;
+  WanSpec spec;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<Component> text_encoder;
+  std::map<std::string, std::unique_ptr<Component>> experts;
+  std::unique_ptr<Component> vae;
+  std::unique_ptr<StagedExecutor> text_executor;
+  std::map<std::string, std::unique_ptr<StagedExecutor>> dit_executors;
+  double load_seconds = 0;
+
+  // Prompt -> context [1, text_len, dim] float32, zero beyond the real tokens.
+  at::Tensor encode_text(const std::string& text, const Callbacks& callbacks) {
+    const Tokenizer::Encoded tokens = tokenizer->encode(text);
+    const std::vector<at::Tensor> out =
+        text_executor->run({tokens.ids, tokens.mask}, nullptr, callbacks.cancelled);
+    at::Tensor hidden = out.at(0).to(at::kFloat);
+    at::Tensor context = at::zeros_like(hidden.slice(0, 0, 1));
+    context.slice(1, 0, tokens.length).copy_(hidden.slice(0, 0, 1).slice(1, 0, tokens.length));
+    return context;
+  }
+
+  at::Tensor run_dit(const std::string& name, const at::Tensor& x, const at::Tensor& t,
+                     const at::Tensor& context, const Callbacks& callbacks) {
+    return dit_executors.at(name)->run({x, t, context}, nullptr, callbacks.cancelled).at(0);
+  }
+
+  at::Tensor vae_encode(const at::Tensor& video) {
+    return vae->module().get_method("encode")({video}).toTensor();
+  }
+
+  // Causal decode one latent frame at a time: the same frames as decode(), flat memory.
+  at::Tensor vae_decode(const at::Tensor& latent, const Callbacks& callbacks) {
+    torch::jit::Module& m = vae->module();
+    at::Tensor z = latent.unsqueeze(0);
+    c10::IValue cache = m.get_method("init_decode_cache")({z});
+    std::vector<at::Tensor> chunks;
+    const int64_t steps = z.size(2);
+    for (int64_t i = 0; i < steps; ++i) {
+      check_cancelled(callbacks, "VAE decode");
+      auto out = m.get_method("decode_step")({z.slice(2, i, i + 1), cache}).toTuple();
+      chunks.push_back(out->elements()[0].toTensor());
+      cache = out->elements()[1];
+      report(callbacks, "vae_decode", static_cast<int>(i + 1), static_cast<int>(steps));
+    }
+    return at::cat(chunks, 2)[0].to(at::kFloat);
+  }
+};
+
+Pipeline::Pipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Pipeline::~Pipeline() = default;
+
+std::unique_ptr<Pipeline> Pipeline::load(const std::string& bundle_dir, const LoadOptions& options) {
+  configure_threads(options.threads);
+  auto impl = std::make_unique<Impl>();
+  BundleOptions bundle_options;
+  bundle_options.verify = options.verify;
+  bundle_options.hash_progress = options.hash_progress;
+  impl->manifest = read_bundle(bundle_dir, bundle_options);
+  impl->spec = read_wan_spec(impl->manifest);
+
+  const YamlFile& file = impl->manifest.yaml;
+  const YAML::Node& tok = impl->manifest.tokenizer;
+  const int text_len = file.get<int>(tok, "text_len");
+  if (text_len != impl->spec.text_len) {
+    file.fail(tok, "text_len",
+              fmt::format("{} differs from architecture.dit.text_len {}", text_len,
+                          impl->spec.text_len));
+  }
+  impl->tokenizer = std::make_unique<Tokenizer>(impl->manifest.tokenizer_path, text_len);
+
+  const auto start = Clock::now();
+  impl->text_encoder =
+      std::make_unique<Component>(Component::load(impl->manifest, "text_encoder"));
+  for (const auto& name : impl->spec.experts) {
+    impl->experts[name] = std::make_unique<Component>(Component::load(impl->manifest, name));
+  }
+  impl->vae = std::make_unique<Component>(Component::load(impl->manifest, "vae"));
+  impl->text_executor = std::make_unique<StagedExecutor>(*impl->text_encoder);
+  for (const auto& [name, component] : impl->experts) {
+    impl->dit_executors[name] = std::make_unique<StagedExecutor>(*component);
+  }
+  impl->load_seconds = seconds_since(start);
+  return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
+}
+
+const WanSpec& Pipeline::spec() const { return impl_->spec; }
+const BundleManifest& Pipeline::manifest() const { return impl_->manifest; }
+double Pipeline::load_seconds() const { return impl_->load_seconds; }
+
+ResolvedRequest Pipeline::resolve(const GenerateRequest& request) const {
+  return resolve_request(impl_->spec, request);
+}
+
+GenerateResult Pipeline::generate(const GenerateRequest& request, const Callbacks& callbacks) {
+  InferenceScope inference;
+  Impl& p = *impl_;
+  const WanSpec& spec = p.spec;
+  GenerateResult result;
+  result.request = resolve_request(spec, request);
+  const ResolvedRequest& r = result.request;
+  result.fps = spec.sampling.fps;
+  MemoryMonitor memory;
+  memory.reset_peak();
+
+  auto stage_start = Clock::now();
+  report(callbacks, "text_encoder", 0, 2);
+  const at::Tensor context = p.encode_text(r.prompt, callbacks);
+  report(callbacks, "text_encoder", 1, 2);
+  const at::Tensor context_null = p.encode_text(r.negative_prompt, callbacks);
+  report(callbacks, "text_encoder", 2, 2);
+  result.times.push_back({"text_encoder", seconds_since(stage_start)});
+
+  const std::vector<int64_t> shape = r.latent_shape(spec);
+  at::Tensor latent = initial_noise(r.seed, shape);
+
+  // Image conditioning: I2V concatenates [mask, image latent] to the DiT input; TI2V pins
+  // latent frame 0 to the image latent and gives its tokens timestep 0.
+  at::Tensor y, keep, z0, t_mask;
+  if (r.has_image) {
+    stage_start = Clock::now();
+    const at::Tensor img = prepare_image(*request.image, r.width, r.height);
+    if (spec.task == "i2v") {
+      at::Tensor video =
+          at::cat({img.unsqueeze(1), at::zeros({3, r.frames - 1, r.height, r.width})}, 1);
+      const at::Tensor y_lat = p.vae_encode(video.unsqueeze(0))[0].to(at::kFloat);
+      y = at::cat({i2v_mask(r.frames, shape[2], shape[3], spec.vae_stride[0]), y_lat});
+    } else {
+      z0 = p.vae_encode(img.unsqueeze(0).unsqueeze(2))[0].to(at::kFloat);
+      keep = at::ones_like(latent);
+      keep.select(1, 0).zero_();
+      latent = (1.0 - keep) * z0 + keep * latent;
+      t_mask = keep[0]
+                   .slice(1, 0, c10::nullopt, spec.patch[1])
+                   .slice(2, 0, c10::nullopt, spec.patch[2])
+                   .flatten();
+    }
+    result.times.push_back({"vae_encode", seconds_since(stage_start)});
+  }
+
+  stage_start = Clock::now();
+  auto scheduler = make_scheduler(r.sampler, spec.sampling.num_train_timesteps);
+  scheduler->set_timesteps(r.steps, r.shift);
+  const auto& timesteps = scheduler->timesteps();
+  const bool has_boundary = spec.sampling.boundary.has_value();
+  const double boundary_t =
+      has_boundary ? *spec.sampling.boundary * spec.sampling.num_train_timesteps : 0.0;
+  const int total = static_cast<int>(timesteps.size());
+  for (int i = 0; i < total; ++i) {
+    check_cancelled(callbacks, fmt::format("denoising step {}", i + 1).c_str());
+    const std::int64_t t_int = timesteps[i];
+    const bool high = has_boundary && static_cast<double>(t_int) >= boundary_t;
+    const std::string& name =
+        spec.is_moe() ? (high ? spec.experts[0] : spec.experts[1]) : spec.experts[0];
+    const double g = high ? r.guide_high : r.guide_low;
+    at::Tensor t_val = at::full({1}, static_cast<float>(t_int), at::kFloat);
+    at::Tensor t_in = t_mask.defined() ? (t_mask * t_val).unsqueeze(0) : t_val;
+    at::Tensor x_in = (y.defined() ? at::cat({latent, y}) : latent).unsqueeze(0);
+    const at::Tensor cond = p.run_dit(name, x_in, t_in, context, callbacks)[0];
+    const at::Tensor uncond = p.run_dit(name, x_in, t_in, context_null, callbacks)[0];
+    const at::Tensor v = uncond + g * (cond - uncond);
+    latent = scheduler->step(v, i, latent);
+    if (keep.defined()) latent = (1.0 - keep) * z0 + keep * latent;
+    result.expert_trace.push_back(name);
+    report(callbacks, "denoise", i + 1, total);
+  }
+  result.times.push_back({"denoise", seconds_since(stage_start)});
+
+  stage_start = Clock::now();
+  result.latent = latent;
+  result.video = p.vae_decode(latent, callbacks);
+  result.frames = frames_to_uint8(result.video);
+  result.times.push_back({"vae_decode", seconds_since(stage_start)});
+  result.peak_rss_bytes = memory.sample().peak_rss;
+  return result;
+}
+
+}  // namespace wanrt::wan22

@@ -1,0 +1,84 @@
+#include "models/wan22/request.h"
+
+#include <fmt/format.h>
+
+#include <random>
+
+#include "models/wan22/video_shape.h"
+#include "runtime/error.h"
+
+namespace wanrt::wan22 {
+
+std::vector<std::int64_t> ResolvedRequest::latent_shape(const WanSpec& spec) const {
+  return {spec.z_dim, (frames - 1) / spec.vae_stride[0] + 1, height / spec.vae_stride[1],
+          width / spec.vae_stride[2]};
+}
+
+ResolvedRequest resolve_request(const WanSpec& spec, const GenerateRequest& request) {
+  const SamplingDefaults& d = spec.sampling;
+  ResolvedRequest r;
+  auto pick = [&r](const char* name, const auto& value, auto fallback) {
+    if (value) {
+      r.user_set.push_back(name);
+      return static_cast<decltype(fallback)>(*value);
+    }
+    return fallback;
+  };
+  r.prompt = request.prompt;
+  if (request.negative_prompt && !request.negative_prompt->empty()) {
+    r.negative_prompt = *request.negative_prompt;
+    r.user_set.push_back("negative_prompt");
+  } else {
+    r.negative_prompt = d.negative_prompt;
+  }
+  r.width = pick("width", request.width, d.width);
+  r.height = pick("height", request.height, d.height);
+  r.frames = pick("frames", request.frames, d.frames);
+  r.steps = pick("steps", request.steps, d.steps);
+  r.shift = pick("shift", request.shift, d.shift);
+  r.sampler = pick("sampler", request.sampler, d.sampler);
+  r.guide_low = pick("guidance", request.guidance, d.guide_low);
+  r.guide_high = request.guidance ? *request.guidance : d.guide_high;
+  r.has_image = request.image.has_value();
+  if (request.seed >= 0) {
+    r.seed = request.seed;
+    r.user_set.push_back("seed");
+  } else {
+    std::random_device device;
+    r.seed = static_cast<std::int64_t>((static_cast<std::uint64_t>(device()) << 31) ^ device()) &
+             0x7fffffffffffLL;
+  }
+
+  check_frame_count(r.frames);
+  check_frame_size(r.width, r.height, spec.size_multiple());
+  if (r.steps < 1) {
+    throw Error(ErrorCategory::kUsage, fmt::format("--steps must be at least 1, got {}", r.steps),
+                fmt::format("the model's default is {}", d.steps));
+  }
+  if (!(r.shift > 0)) {
+    throw Error(ErrorCategory::kUsage, fmt::format("--shift must be > 0, got {}", r.shift),
+                fmt::format("the model's default is {}", d.shift));
+  }
+  if (r.sampler != "unipc" && r.sampler != "euler") {
+    throw Error(ErrorCategory::kUsage, fmt::format("unknown sampler '{}'", r.sampler),
+                "use unipc (the default) or euler");
+  }
+  if (spec.task == "i2v" && !r.has_image) {
+    throw Error(ErrorCategory::kUsage, fmt::format("{} is an image-to-video model", spec.model_id),
+                "pass the first frame with --image FILE");
+  }
+  if (spec.task == "t2v" && r.has_image) {
+    throw Error(ErrorCategory::kUsage,
+                fmt::format("{} is a text-to-video model and takes no image", spec.model_id),
+                "drop --image, or use an i2v or ti2v bundle");
+  }
+  if (r.has_image) {
+    const at::Tensor& image = *request.image;
+    if (image.scalar_type() != at::kByte || image.dim() != 3 || image.size(2) != 3) {
+      throw Error(ErrorCategory::kUsage, "the image must be a uint8 RGB tensor [H, W, 3]");
+    }
+  }
+  return r;
+}
+
+}  // namespace wanrt::wan22

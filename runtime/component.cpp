@@ -1,0 +1,103 @@
+#include "runtime/component.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "runtime/error.h"
+
+namespace wanrt {
+namespace {
+
+std::string first_line(const std::string& text) {
+  const std::size_t end = text.find('\n');
+  return end == std::string::npos ? text : text.substr(0, end);
+}
+
+}  // namespace
+
+std::vector<torch::jit::Module> staged_blocks(const torch::jit::Module& module,
+                                              const std::string& blocks_attr,
+                                              const std::string& what) {
+  const std::string hint =
+      "the module does not follow the staged contract (prologue / blocks / epilogue); re-export "
+      "it with the exporter";
+  if (blocks_attr.empty() || !module.hasattr(blocks_attr)) {
+    throw Error(ErrorCategory::kBundle,
+                fmt::format("{}: no blocks attribute '{}'", what, blocks_attr), hint);
+  }
+  const c10::IValue value = module.attr(blocks_attr);
+  if (!value.isModule()) {
+    throw Error(ErrorCategory::kBundle,
+                fmt::format("{}: attribute '{}' is not a module list", what, blocks_attr), hint);
+  }
+  const torch::jit::Module list = value.toModule();
+  // A scripted ModuleList keeps its entries as submodules named "0", "1", ...; fetch them by
+  // name so the order cannot depend on iteration order.
+  std::size_t count = 0;
+  for (const auto& child : list.named_children()) {
+    (void)child;
+    ++count;
+  }
+  std::vector<torch::jit::Module> blocks;
+  blocks.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::string key = std::to_string(i);
+    if (!list.hasattr(key) || !list.attr(key).isModule()) {
+      throw Error(ErrorCategory::kBundle,
+                  fmt::format("{}: '{}' has {} submodules but no block '{}'", what, blocks_attr,
+                              count, key),
+                  hint);
+    }
+    blocks.push_back(list.attr(key).toModule());
+  }
+  return blocks;
+}
+
+Component Component::load(const BundleManifest& manifest, const std::string& name) {
+  const auto start = std::chrono::steady_clock::now();
+  Component c;
+  c.entry_ = manifest.component(name);
+  c.path_ = manifest.path_of(c.entry_);
+  const std::string what = fmt::format("component '{}' ({})", name, c.path_);
+  try {
+    c.module_ = torch::jit::load(c.path_, torch::Device(torch::kCPU));
+  } catch (const std::exception& e) {
+    throw Error(ErrorCategory::kBundle,
+                fmt::format("{}: cannot load TorchScript: {}", what, first_line(e.what())),
+                "the file is not a TorchScript archive of this LibTorch version or is damaged; "
+                "re-export the bundle");
+  }
+  c.module_.eval();
+
+  for (const auto& method : c.entry_.contract.methods) {
+    if (!c.module_.find_method(method)) {
+      throw Error(ErrorCategory::kBundle,
+                  fmt::format("{}: the manifest's contract ({}) needs method '{}', which the "
+                              "module lacks",
+                              what, c.entry_.contract.kind, method),
+                  "the file and the manifest do not belong together; re-export the bundle");
+    }
+  }
+  if (c.entry_.staged()) {
+    c.blocks_ = staged_blocks(c.module_, c.entry_.contract.blocks_attr, what);
+    if (static_cast<int>(c.blocks_.size()) != c.entry_.contract.num_blocks) {
+      throw Error(ErrorCategory::kBundle,
+                  fmt::format("{}: '{}' holds {} blocks, the manifest says {}", what,
+                              c.entry_.contract.blocks_attr, c.blocks_.size(),
+                              c.entry_.contract.num_blocks),
+                  "the file and the manifest do not belong together; re-export the bundle");
+    }
+    for (std::size_t i = 0; i < c.blocks_.size(); ++i) {
+      if (!c.blocks_[i].find_method("forward")) {
+        throw Error(ErrorCategory::kBundle,
+                    fmt::format("{}: block {} has no forward method", what, i),
+                    "re-export the bundle");
+      }
+    }
+  }
+  c.load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return c;
+}
+
+}  // namespace wanrt

@@ -1,0 +1,73 @@
+// Parity of the C++ pipeline with the eager Python reference (test/models/
+// make_pipeline_reference.py, run as the ctest fixture `fixture.pipeline_reference`).
+#include <torch/csrc/jit/serialization/pickle.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "models/wan22/pipeline.h"
+#include "support/test_data.h"
+#include "support/tiny_bundles.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+c10::Dict<c10::IValue, c10::IValue> load_reference(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(in.good());
+  const std::vector<char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return torch::jit::pickle_load(data).toGenericDict();
+}
+
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  REQUIRE(a.sizes() == b.sizes());
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+void check_case(const std::string& name) {
+  const std::string bundles = wanrt_test::tiny_bundles_dir();
+  const std::string refs =
+      wanrt_test::test_data_dir("WANRT_PIPELINE_REFERENCE", "pipeline-reference");
+  const auto ref = load_reference((fs::path(refs) / (name + ".pt")).string());
+  const std::string bundle = ref.at("bundle").toStringRef();
+  auto pipeline = wanrt::wan22::Pipeline::load((fs::path(bundles) / bundle).string());
+
+  wanrt::wan22::GenerateRequest request;
+  request.prompt = ref.at("prompt").toStringRef();
+  request.seed = ref.at("seed").toInt();
+  const at::Tensor image = ref.at("image").toTensor();
+  if (image.numel() > 0) request.image = image;
+  const auto result = pipeline->generate(request);
+
+  std::string experts;
+  for (const auto& e : result.expert_trace) experts += (experts.empty() ? "" : ",") + e;
+  CHECK(experts == ref.at("experts").toStringRef());
+  const double latent_err = max_abs_diff(result.latent, ref.at("latent").toTensor());
+  const double video_err = max_abs_diff(result.video, ref.at("video").toTensor());
+  INFO(name << ": max |latent - ref| = " << latent_err << ", max |video - ref| = " << video_err);
+  CHECK(latent_err <= 1e-4);
+  CHECK(video_err <= 1e-4);
+  // uint8 frames truncate, so a value within 1e-4 of a level boundary may land one level off.
+  const double frame_err = max_abs_diff(result.frames, ref.at("frames").toTensor());
+  CHECK(frame_err <= 1.0);
+}
+
+}  // namespace
+
+TEST_CASE("parity: T2V with the two-expert MoE (tiny-t2v-moe)", "[models][parity]") {
+  check_case("t2v_moe");
+}
+
+TEST_CASE("parity: TI2V text only (tiny-ti2v)", "[models][parity]") { check_case("ti2v_text"); }
+
+TEST_CASE("parity: TI2V with a first-frame image (tiny-ti2v)", "[models][parity]") {
+  check_case("ti2v_image");
+}
+
+TEST_CASE("parity: I2V with mask and image latent (tiny-i2v-moe)", "[models][parity]") {
+  check_case("i2v_moe");
+}
