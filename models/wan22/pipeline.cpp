@@ -1,6 +1,7 @@
 #include "models/wan22/pipeline.h"
 
 #include <fmt/format.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 
 #include <chrono>
 #include <map>
@@ -89,6 +90,7 @@ Pipeline::~Pipeline() = default;
 
 std::unique_ptr<Pipeline> Pipeline::load(const std::string& bundle_dir, const LoadOptions& options) {
   configure_threads(options.threads);
+  torch::jit::setGraphExecutorOptimize(options.jit_optimize);
   auto impl = std::make_unique<Impl>();
   BundleOptions bundle_options;
   bundle_options.verify = options.verify;

@@ -18,6 +18,10 @@ namespace wanrt::wan22 {
 struct LoadOptions {
   bool verify = true;  ///< check sha256 of every file (false: --no-verify)
   int threads = 0;     ///< LibTorch intra-op threads; <= 0 means one per core
+  /// TorchScript graph optimisation (process-wide setting). Off by default: on LibTorch's CPU
+  /// executor the profiling/specialisation passes cost more than they save for these models
+  /// (bench/README.md, "JIT graph optimisation").
+  bool jit_optimize = false;
   /// Called while hashing large files: (file, bytes done, bytes total).
   std::function<void(const std::string&, std::int64_t, std::int64_t)> hash_progress;
 };

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from .configs import REAL_NAMES, TINY_NAMES, get_config
+from .configs import MID_NAMES, REAL_NAMES, TINY_NAMES, get_config
 from .manifest import DTYPES
 
 
@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     src = e.add_mutually_exclusive_group(required=True)
     src.add_argument("--random-weights", action="store_true", help="deterministic random weights (needs --config)")
     src.add_argument("--checkpoint-dir", type=Path, metavar="DIR", help="official Wan 2.2 checkpoint directory")
-    e.add_argument("--config", choices=REAL_NAMES + TINY_NAMES, help="configuration for --random-weights")
+    e.add_argument("--config", choices=REAL_NAMES + TINY_NAMES + MID_NAMES, help="configuration for --random-weights")
     e.add_argument("--model", choices=REAL_NAMES, help="model of --checkpoint-dir")
     e.add_argument("--seed", type=int, help="seed for --random-weights (default 0)")
     e.add_argument("--out", type=Path, required=True, metavar="DIR", help="bundle directory to create")

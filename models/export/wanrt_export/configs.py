@@ -166,8 +166,23 @@ def _tiny(name: str) -> ModelConfig:
     raise KeyError(name)
 
 
+# Mid-size: real head_dim (128) and text path, ~1/10 of TI2V-5B's width at a few layers;
+# big enough that compute, not overhead, dominates a CPU run (benchmarks, bench/README.md).
+MID_T5 = T5Config(vocab_size=384, dim=512, dim_attn=512, dim_ffn=1024, num_heads=8, num_layers=4)
+
+
+def _mid(name: str) -> ModelConfig:
+    if name == "mid-ti2v":
+        dit = DiTConfig("ti2v", 48, 48, dim=768, ffn_dim=3072, num_heads=6, num_layers=8,
+                        text_dim=MID_T5.dim, text_len=128)
+        return ModelConfig(name, "wan2.2-ti2v-mid", "ti2v", MID_T5, dit, vae22(dim=32, dec_dim=64),
+                           ("dit",), SamplingDefaults(10, 5.0, (5.0, 5.0), None, 17, (256, 256), 24))
+    raise KeyError(name)
+
+
 REAL_NAMES = ("ti2v-5b", "t2v-a14b", "i2v-a14b")
 TINY_NAMES = ("tiny-ti2v", "tiny-t2v-moe", "tiny-i2v-moe")
+MID_NAMES = ("mid-ti2v",)
 
 
 def get_config(name: str) -> ModelConfig:
@@ -176,4 +191,6 @@ def get_config(name: str) -> ModelConfig:
         return _real(name)
     if name in TINY_NAMES:
         return _tiny(name)
-    raise KeyError(f"unknown config '{name}'; known: {', '.join(REAL_NAMES + TINY_NAMES)}")
+    if name in MID_NAMES:
+        return _mid(name)
+    raise KeyError(f"unknown config '{name}'; known: {', '.join(REAL_NAMES + TINY_NAMES + MID_NAMES)}")
