@@ -15,7 +15,8 @@ foreach(layer runtime optim chunking models)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${layer}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/${layer}
           FILES_MATCHING PATTERN "*.h" PATTERN "export" EXCLUDE PATTERN "cuda" EXCLUDE
           PATTERN "ffmpeg_util.h" EXCLUDE PATTERN "proc_fields.h" EXCLUDE
-          PATTERN "sentencepiece_shim.h" EXCLUDE PATTERN "flow_scheduler_base.h" EXCLUDE)
+          PATTERN "sentencepiece_shim.h" EXCLUDE PATTERN "flow_scheduler_base.h" EXCLUDE
+          PATTERN "planner_internal.h" EXCLUDE)
 endforeach()
 install(EXPORT wanrtTargets NAMESPACE wanrt:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/wanrt)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/wanrtConfig.cmake.in
@@ -25,3 +26,6 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/wanrtConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/wanrtConfig.cmake ${PROJECT_BINARY_DIR}/wanrtConfigVersion.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/wanrt)
 install(DIRECTORY ${PROJECT_BINARY_DIR}/share/wanrt/demo-bundle DESTINATION ${CMAKE_INSTALL_DATADIR}/wanrt)
+# Planning profiles of the real models, for `wanrun plan --profile NAME` and `wanrun doctor`.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/models/profiles/ DESTINATION ${CMAKE_INSTALL_DATADIR}/wanrt/profiles
+        FILES_MATCHING PATTERN "wan*.yaml")

@@ -1,15 +1,6 @@
+// Paths, destinations, temporaries and the format-independent part of VideoWriter; the
+// encoders live in video_writer_mp4.cpp and video_writer_png.cpp.
 #include "runtime/video_writer.h"
-
-extern "C" {
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-#include <libavutil/dict.h>
-#include <libavutil/error.h>
-#include <libavutil/frame.h>
-#include <libavutil/log.h>
-#include <libavutil/opt.h>
-#include <libswscale/swscale.h>
-}
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -25,54 +16,24 @@ extern "C" {
 #include <cstring>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <system_error>
 #include <vector>
 
 #include "runtime/error.h"
 #include "runtime/ffmpeg_util.h"
+#include "runtime/video_writer_internal.h"
 
 namespace wanrt {
+namespace video_detail {
 namespace {
-
-namespace fs = std::filesystem;
-using ffmpeg::av_error_text;
-using ffmpeg::check_alloc;
-using ffmpeg::CodecContextPtr;
-using ffmpeg::FramePtr;
-using ffmpeg::PacketPtr;
-using ffmpeg::SwsPtr;
-
-const char* const kAcceptedForms =
-    "use NAME.mp4 (H.264 video), NAME.pt (uint8 tensor for Python's torch.load), or DIR/ or a "
-    "name without extension (a directory of PNG frames)";
-
-// The destination split into its directory and its last component (trailing '/' removed).
-struct Destination {
-  std::string shown;  // the path as the caller gave it, for messages
-  std::string path;
-  std::string dir;
-  std::string name;
-};
-
-Destination split_destination(const std::string& path) {
-  std::string trimmed = path;
-  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
-  const fs::path p(trimmed);
-  Destination d{path, trimmed, p.parent_path().string(), p.filename().string()};
-  if (d.dir.empty()) d.dir = ".";
-  if (d.name.empty() || d.name == "." || d.name == ".." || trimmed == "/") {
-    throw Error(ErrorCategory::kUsage, fmt::format("output '{}': not a usable output name", path),
-                kAcceptedForms);
-  }
-  return d;
-}
 
 bool is_resource_errno(int err) {
   return err == ENOSPC || err == EDQUOT || err == EIO || err == ENOMEM || err == EMFILE ||
          err == ENFILE || err == EFBIG;
 }
+
+}  // namespace
 
 [[noreturn]] void throw_io(int err, const std::string& what) {
   const bool resources = is_resource_errno(err);
@@ -83,11 +44,11 @@ bool is_resource_errno(int err) {
 }
 
 // FFmpeg failures: write errors (io) are about the disk, anything else is unexpected.
-void check_av(int rc, const std::string& what, bool io = false) {
+void check_av(int rc, const std::string& what, bool io) {
   if (rc >= 0) return;
   if (rc < 0 && rc > -4096 && is_resource_errno(-rc)) throw_io(-rc, what);
   throw Error(io ? ErrorCategory::kResources : ErrorCategory::kInternal,
-              fmt::format("{}: {}", what, av_error_text(rc)),
+              fmt::format("{}: {}", what, ffmpeg::av_error_text(rc)),
               io ? "check free disk space and that the output directory is writable"
                  : "this FFmpeg refused a standard operation; please report it with the "
                    "FFmpeg version (ffmpeg -version)");
@@ -115,6 +76,31 @@ void write_file(const std::string& path, const void* data, std::size_t size) {
     throw_io(err, fmt::format("cannot flush '{}'", path));
   }
   if (::close(fd) != 0) throw_io(errno, fmt::format("cannot close '{}'", path));
+}
+
+}  // namespace video_detail
+
+namespace {
+
+namespace fs = std::filesystem;
+using video_detail::Destination;
+using video_detail::throw_io;
+
+const char* const kAcceptedForms =
+    "use NAME.mp4 (H.264 video), NAME.pt (uint8 tensor for Python's torch.load), or DIR/ or a "
+    "name without extension (a directory of PNG frames)";
+
+Destination split_destination(const std::string& path) {
+  std::string trimmed = path;
+  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+  const fs::path p(trimmed);
+  Destination d{path, trimmed, p.parent_path().string(), p.filename().string()};
+  if (d.dir.empty()) d.dir = ".";
+  if (d.name.empty() || d.name == "." || d.name == ".." || trimmed == "/") {
+    throw Error(ErrorCategory::kUsage, fmt::format("output '{}': not a usable output name", path),
+                kAcceptedForms);
+  }
+  return d;
 }
 
 void fsync_path(const std::string& path, bool directory) {
@@ -269,6 +255,7 @@ void check_destination(const Destination& dest, OutputFormat format) {
   if (ec) throw_io(ec.value(), fmt::format("cannot list '{}'", dest.shown));
 }
 
+// Checks a frames tensor and returns it as contiguous CPU memory.
 at::Tensor prepare_frames(const at::Tensor& frames, const std::string& shown) {
   const char* hint = "pass RGB frames as a uint8 tensor [frames, height, width, 3]";
   if (!frames.defined()) {
@@ -288,213 +275,41 @@ at::Tensor prepare_frames(const at::Tensor& frames, const std::string& shown) {
                             c10::toString(frames.scalar_type())),
                 "convert to 0..255 first, e.g. (x.clamp(0, 1) * 255).round().to(uint8)");
   }
-  at::Tensor cpu = frames.to(at::kCPU).contiguous();
-  // pickle_save stores the whole storage: drop whatever a view does not cover.
-  if (cpu.storage_offset() != 0 ||
-      cpu.storage().nbytes() != static_cast<std::size_t>(cpu.numel())) {
-    cpu = cpu.clone();
-  }
-  return cpu;
+  return frames.to(at::kCPU).contiguous();
 }
 
-void check_cancelled(const VideoWriteOptions& options, const std::string& shown, int frame,
-                     int total) {
-  if (options.cancelled && options.cancelled()) {
-    throw Error(ErrorCategory::kCancelled,
-                fmt::format("writing '{}' cancelled before frame {} of {}", shown, frame, total),
-                "nothing was written; run again to produce the output");
-  }
-}
-
-void report_progress(const VideoWriteOptions& options, int done, int total) {
-  if (options.progress) options.progress(done, total);
-}
-
-// libx264 logs its banner and statistics at INFO level; keep a CLI's output clean unless the
-// embedding program chose a log level itself (then the level differs from the default).
-void quiet_ffmpeg_info_logs() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (av_log_get_level() == AV_LOG_INFO) av_log_set_level(AV_LOG_WARNING);
-  });
-}
-
-struct OutputContextFree {
-  void operator()(AVFormatContext* f) const {
-    if (f->pb) avio_closep(&f->pb);
-    avformat_free_context(f);
-  }
-};
-FramePtr alloc_frame(AVPixelFormat format, int width, int height) {
-  FramePtr frame(check_alloc(av_frame_alloc(), "a video frame"));
-  frame->format = format;
-  frame->width = width;
-  frame->height = height;
-  check_av(av_frame_get_buffer(frame.get(), 0), "allocating a video frame");
-  return frame;
-}
-
-void write_mp4(const std::string& file, const Destination& dest, const at::Tensor& frames,
-               const VideoWriteOptions& options) {
-  const int count = static_cast<int>(frames.size(0));
-  const int height = static_cast<int>(frames.size(1));
-  const int width = static_cast<int>(frames.size(2));
-  const AVCodec* codec = avcodec_find_encoder_by_name("libx264");
-  if (!codec) codec = avcodec_find_encoder(AV_CODEC_ID_H264);
-  if (!codec) {
-    throw Error(
-        ErrorCategory::kResources,
-        fmt::format("output '{}': this FFmpeg (libavcodec {}.{}) has no H.264 encoder", dest.shown,
-                    AV_VERSION_MAJOR(avcodec_version()), AV_VERSION_MINOR(avcodec_version())),
-        "install Debian's libavcodec59 (built with libx264), or write PNG frames "
-        "(DIR/) or a tensor (NAME.pt) instead");
-  }
-  quiet_ffmpeg_info_logs();
-
-  AVFormatContext* raw_format = nullptr;
-  check_av(avformat_alloc_output_context2(&raw_format, nullptr, "mp4", file.c_str()),
-           "creating the MP4 muxer");
-  std::unique_ptr<AVFormatContext, OutputContextFree> muxer(raw_format);
-  AVStream* stream = check_alloc(avformat_new_stream(muxer.get(), nullptr), "an MP4 stream");
-
-  CodecContextPtr encoder(check_alloc(avcodec_alloc_context3(codec), "an H.264 encoder"));
-  encoder->width = width;
-  encoder->height = height;
-  encoder->pix_fmt = AV_PIX_FMT_YUV420P;
-  encoder->time_base = AVRational{1, options.fps};
-  encoder->framerate = AVRational{options.fps, 1};
-  encoder->color_range = AVCOL_RANGE_MPEG;
-  encoder->colorspace = AVCOL_SPC_BT709;
-  encoder->color_primaries = AVCOL_PRI_BT709;
-  encoder->color_trc = AVCOL_TRC_BT709;
-  if (muxer->oformat->flags & AVFMT_GLOBALHEADER) encoder->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-  // Encoders other than libx264 may lack "crf"; they keep their default quality then.
-  if (encoder->priv_data) {
-    av_opt_set(encoder->priv_data, "crf", std::to_string(options.crf).c_str(), 0);
-  }
-  check_av(avcodec_open2(encoder.get(), codec, nullptr),
-           fmt::format("opening the H.264 encoder '{}'", codec->name));
-  check_av(avcodec_parameters_from_context(stream->codecpar, encoder.get()),
-           "setting the MP4 stream parameters");
-  stream->time_base = encoder->time_base;
-  stream->avg_frame_rate = encoder->framerate;
-
-  check_av(avio_open(&muxer->pb, file.c_str(), AVIO_FLAG_WRITE),
-           fmt::format("cannot open '{}'", file), true);
-  AVDictionary* mux_options = nullptr;
-  av_dict_set(&mux_options, "movflags", "+faststart", 0);
-  const int header_rc = avformat_write_header(muxer.get(), &mux_options);
-  av_dict_free(&mux_options);
-  check_av(header_rc, fmt::format("writing the MP4 header of '{}'", file), true);
-
-  SwsPtr converter(
-      check_alloc(sws_getContext(width, height, AV_PIX_FMT_RGB24, width, height, AV_PIX_FMT_YUV420P,
-                                 SWS_BICUBIC | SWS_ACCURATE_RND, nullptr, nullptr, nullptr),
-                  "an RGB to YUV converter"));
-  // RGB (full range) to BT.709 limited-range YUV, as tagged on the encoder above.
-  const int* bt709 = sws_getCoefficients(SWS_CS_ITU709);
-  if (sws_setColorspaceDetails(converter.get(), bt709, 1, bt709, 0, 0, 1 << 16, 1 << 16) < 0) {
-    throw Error(ErrorCategory::kInternal, "swscale refused the BT.709 colour conversion");
-  }
-
-  FramePtr frame = alloc_frame(AV_PIX_FMT_YUV420P, width, height);
-  PacketPtr packet(check_alloc(av_packet_alloc(), "a packet"));
-  auto drain = [&] {
-    for (;;) {
-      const int rc = avcodec_receive_packet(encoder.get(), packet.get());
-      if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return;
-      check_av(rc, "encoding H.264");
-      if (packet->duration == 0) packet->duration = 1;  // one frame; the last one needs it
-      av_packet_rescale_ts(packet.get(), encoder->time_base, stream->time_base);
-      packet->stream_index = stream->index;
-      check_av(av_interleaved_write_frame(muxer.get(), packet.get()),
-               fmt::format("writing '{}'", file), true);
-    }
-  };
-  const std::uint8_t* pixels = frames.data_ptr<std::uint8_t>();
-  const std::int64_t frame_bytes = static_cast<std::int64_t>(height) * width * 3;
-  for (int i = 0; i < count; ++i) {
-    check_cancelled(options, dest.shown, i, count);
-    check_av(av_frame_make_writable(frame.get()), "preparing a video frame");
-    const std::uint8_t* source[1] = {pixels + i * frame_bytes};
-    const int source_stride[1] = {width * 3};
-    if (sws_scale(converter.get(), source, source_stride, 0, height, frame->data,
-                  frame->linesize) <= 0) {
-      throw Error(ErrorCategory::kInternal, "swscale failed to convert a frame to YUV");
-    }
-    frame->pts = i;
-    check_av(avcodec_send_frame(encoder.get(), frame.get()), "encoding H.264");
-    drain();
-    report_progress(options, i + 1, count);
-  }
-  check_av(avcodec_send_frame(encoder.get(), nullptr), "flushing the H.264 encoder");
-  drain();
-  check_av(av_write_trailer(muxer.get()), fmt::format("finishing '{}'", file), true);
-  check_av(avio_closep(&muxer->pb), fmt::format("closing '{}'", file), true);
-}
-
-void write_png_dir(const std::string& dir, const Destination& dest, const at::Tensor& frames,
+void check_options(const std::string& path, OutputFormat format, int width, int height,
                    const VideoWriteOptions& options) {
-  const int count = static_cast<int>(frames.size(0));
-  const int height = static_cast<int>(frames.size(1));
-  const int width = static_cast<int>(frames.size(2));
-  const AVCodec* codec = avcodec_find_encoder(AV_CODEC_ID_PNG);
-  if (!codec) {
-    throw Error(ErrorCategory::kResources,
-                fmt::format("output '{}': this FFmpeg has no PNG encoder", dest.shown),
-                "install Debian's libavcodec59, or write a tensor (NAME.pt) instead");
+  if (width < 1 || height < 1 || width > 32768 || height > 32768) {
+    throw Error(ErrorCategory::kUsage,
+                fmt::format("output '{}': frame size {}x{} (width x height) is out of range "
+                            "1..32768",
+                            path, width, height));
   }
-  CodecContextPtr encoder(check_alloc(avcodec_alloc_context3(codec), "a PNG encoder"));
-  encoder->width = width;
-  encoder->height = height;
-  encoder->pix_fmt = AV_PIX_FMT_RGB24;
-  encoder->time_base = AVRational{1, std::max(options.fps, 1)};
-  check_av(avcodec_open2(encoder.get(), codec, nullptr), "opening the PNG encoder");
-
-  FramePtr frame = alloc_frame(AV_PIX_FMT_RGB24, width, height);
-  PacketPtr packet(check_alloc(av_packet_alloc(), "a packet"));
-  int written = 0;
-  auto drain = [&] {
-    for (;;) {
-      const int rc = avcodec_receive_packet(encoder.get(), packet.get());
-      if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return;
-      check_av(rc, "encoding PNG");
-      write_file(fmt::format("{}/frame_{:05d}.png", dir, written), packet->data,
-                 static_cast<std::size_t>(packet->size));
-      av_packet_unref(packet.get());
-      ++written;
-    }
-  };
-  const std::uint8_t* pixels = frames.data_ptr<std::uint8_t>();
-  const std::size_t row_bytes = static_cast<std::size_t>(width) * 3;
-  for (int i = 0; i < count; ++i) {
-    check_cancelled(options, dest.shown, i, count);
-    check_av(av_frame_make_writable(frame.get()), "preparing a video frame");
-    const std::uint8_t* source = pixels + static_cast<std::int64_t>(i) * height * row_bytes;
-    for (int y = 0; y < height; ++y) {
-      std::memcpy(frame->data[0] + static_cast<std::ptrdiff_t>(y) * frame->linesize[0],
-                  source + y * row_bytes, row_bytes);
-    }
-    frame->pts = i;
-    check_av(avcodec_send_frame(encoder.get(), frame.get()), "encoding PNG");
-    drain();
-    report_progress(options, i + 1, count);
+  if (format != OutputFormat::kMp4) return;
+  if (options.fps < 1 || options.fps > 1000) {
+    throw Error(ErrorCategory::kUsage,
+                fmt::format("output '{}': fps must be 1..1000, got {}", path, options.fps));
   }
-  check_av(avcodec_send_frame(encoder.get(), nullptr), "flushing the PNG encoder");
-  drain();
-  if (written != count) {
-    throw Error(ErrorCategory::kInternal,
-                fmt::format("the PNG encoder produced {} images for {} frames", written, count));
+  if (options.crf < 0 || options.crf > 51) {
+    throw Error(ErrorCategory::kUsage,
+                fmt::format("output '{}': crf must be 0..51, got {}", path, options.crf),
+                "18 is visually lossless; lower is better quality and larger files");
   }
-}
-
-void write_tensor(const std::string& file, const Destination& dest, const at::Tensor& frames,
-                  const VideoWriteOptions& options) {
-  const int count = static_cast<int>(frames.size(0));
-  check_cancelled(options, dest.shown, 0, count);
-  const std::vector<char> bytes = torch::jit::pickle_save(frames);
-  write_file(file, bytes.data(), bytes.size());
-  report_progress(options, count, count);
+  if (height % 2 != 0 || width % 2 != 0) {
+    const auto up = [](int v) { return v + v % 2; };
+    const auto down = [](int v) { return v - v % 2; };
+    const std::string crop = height > 1 && width > 1
+                                 ? fmt::format("crop to {}x{} or ", down(width), down(height))
+                                 : std::string();
+    throw Error(ErrorCategory::kUsage,
+                fmt::format("output '{}': H.264 (yuv420p) needs an even width and height, got "
+                            "{}x{} (width x height)",
+                            path, width, height),
+                fmt::format("{}pad to {}x{}, or write PNG frames (DIR/) or a tensor (NAME.pt), "
+                            "which take any size",
+                            crop, up(width), up(height)));
+  }
 }
 
 std::string lower(std::string s) {
@@ -523,53 +338,178 @@ void check_output_path(const std::string& path) {
   check_destination(split_destination(path), format);
 }
 
+struct VideoWriter::Impl {
+  Impl(const std::string& path, int width_, int height_, const VideoWriteOptions& options_)
+      : format(output_format_for(path)),
+        dest(split_destination(path)),
+        width(width_),
+        height(height_),
+        options(options_) {
+    check_options(path, format, width, height, options);
+    check_destination(dest, format);
+    temp = std::make_unique<TempOutput>(dest, format == OutputFormat::kPngDir);
+    if (format == OutputFormat::kMp4) {
+      encoder = video_detail::make_mp4_encoder(temp->path(), dest, width, height, options);
+    } else if (format == OutputFormat::kPngDir) {
+      encoder = video_detail::make_png_encoder(temp->path(), dest, width, height, options);
+    }
+  }
+
+  void check_usable(const char* what) const {
+    if (finished || aborted) {
+      throw Error(ErrorCategory::kUsage,
+                  fmt::format("output '{}': {} after the writer was {}", dest.shown, what,
+                              finished ? "finished" : "aborted"),
+                  "create a new VideoWriter for another output");
+    }
+  }
+
+  void check_cancelled() const {
+    if (options.cancelled && options.cancelled()) {
+      throw Error(ErrorCategory::kCancelled,
+                  fmt::format("writing '{}' cancelled before frame {}", dest.shown, written),
+                  "nothing was written; run again to produce the output");
+    }
+  }
+
+  void report(int done) const {
+    if (options.progress) options.progress(done, appended);
+  }
+
+  void append(const at::Tensor& frames) {
+    const at::Tensor cpu = prepare_frames(frames, dest.shown);
+    if (cpu.size(1) != height || cpu.size(2) != width) {
+      throw Error(ErrorCategory::kUsage,
+                  fmt::format("output '{}': frames of {}x{} (width x height) given to a writer "
+                              "of {}x{}",
+                              dest.shown, cpu.size(2), cpu.size(1), width, height),
+                  "every appended frame must have the size the writer was created with");
+    }
+    if (static_cast<std::int64_t>(appended) + cpu.size(0) > INT32_MAX) {
+      throw Error(ErrorCategory::kUsage, fmt::format("output '{}': too many frames", dest.shown));
+    }
+    appended += static_cast<int>(cpu.size(0));
+    if (!encoder) {  // the tensor format: written whole in finish()
+      pieces.push_back(cpu);
+      return;
+    }
+    const std::uint8_t* pixels = cpu.data_ptr<std::uint8_t>();
+    const std::int64_t frame_bytes = static_cast<std::int64_t>(height) * width * 3;
+    for (std::int64_t i = 0; i < cpu.size(0); ++i) {
+      check_cancelled();
+      encoder->write_frame(pixels + i * frame_bytes);
+      ++written;
+      report(written);
+    }
+  }
+
+  void finish() {
+    if (appended == 0) {
+      throw Error(ErrorCategory::kUsage,
+                  fmt::format("output '{}': no frames were appended", dest.shown),
+                  "append at least one frame before finish()");
+    }
+    if (encoder) {
+      encoder->finish();
+      encoder.reset();
+    } else {
+      check_cancelled();
+      at::Tensor all = pieces.size() == 1 ? pieces[0] : at::cat(pieces, 0);
+      pieces.clear();
+      // pickle_save stores the whole storage: drop whatever a view does not cover.
+      if (all.storage_offset() != 0 ||
+          all.storage().nbytes() != static_cast<std::size_t>(all.numel())) {
+        all = all.clone();
+      }
+      const std::vector<char> bytes = torch::jit::pickle_save(all);
+      video_detail::write_file(temp->path(), bytes.data(), bytes.size());
+      written = appended;
+      report(written);
+    }
+    // A PNG directory: still only our frames right before replacing it.
+    if (format == OutputFormat::kPngDir) check_destination(dest, format);
+    temp->publish();
+    temp.reset();
+  }
+
+  void abort() noexcept {
+    aborted = true;
+    pieces.clear();
+    encoder.reset();  // closes the encoder's files before the temporary is removed
+    temp.reset();
+  }
+
+  OutputFormat format;
+  Destination dest;
+  int width, height;
+  VideoWriteOptions options;
+  std::unique_ptr<TempOutput> temp;
+  std::unique_ptr<video_detail::FrameEncoder> encoder;  // null for the tensor format
+  std::vector<at::Tensor> pieces;                       // the tensor format's frames
+  int appended = 0, written = 0;
+  bool finished = false, aborted = false;
+};
+
+VideoWriter::VideoWriter(const std::string& path, int width, int height,
+                         const VideoWriteOptions& options)
+    : impl_(std::make_unique<Impl>(path, width, height, options)) {}
+
+VideoWriter::~VideoWriter() {
+  if (impl_) impl_->abort();
+}
+
+VideoWriter::VideoWriter(VideoWriter&&) noexcept = default;
+
+VideoWriter& VideoWriter::operator=(VideoWriter&& other) noexcept {
+  if (this != &other) {
+    if (impl_) impl_->abort();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+
+void VideoWriter::append(const at::Tensor& frames_u8) {
+  if (!impl_) throw Error(ErrorCategory::kUsage, "append on a moved-from VideoWriter");
+  impl_->check_usable("append");
+  try {
+    impl_->append(frames_u8);
+  } catch (...) {
+    impl_->abort();
+    throw;
+  }
+}
+
+void VideoWriter::finish() {
+  if (!impl_) throw Error(ErrorCategory::kUsage, "finish on a moved-from VideoWriter");
+  impl_->check_usable("finish");
+  try {
+    impl_->finish();
+    impl_->finished = true;
+  } catch (...) {
+    impl_->abort();
+    throw;
+  }
+}
+
+void VideoWriter::abort() noexcept {
+  if (impl_ && !impl_->finished) impl_->abort();
+}
+
+int VideoWriter::frames() const { return impl_ ? impl_->appended : 0; }
+
+OutputFormat VideoWriter::format() const {
+  if (!impl_) throw Error(ErrorCategory::kUsage, "format of a moved-from VideoWriter");
+  return impl_->format;
+}
+
 void write_video(const std::string& path, const at::Tensor& frames,
                  const VideoWriteOptions& options) {
-  const OutputFormat format = output_format_for(path);
-  const Destination dest = split_destination(path);
+  output_format_for(path);
+  split_destination(path);
   const at::Tensor cpu = prepare_frames(frames, path);
-  if (format == OutputFormat::kMp4) {
-    if (options.fps < 1 || options.fps > 1000) {
-      throw Error(ErrorCategory::kUsage,
-                  fmt::format("output '{}': fps must be 1..1000, got {}", path, options.fps));
-    }
-    if (options.crf < 0 || options.crf > 51) {
-      throw Error(ErrorCategory::kUsage,
-                  fmt::format("output '{}': crf must be 0..51, got {}", path, options.crf),
-                  "18 is visually lossless; lower is better quality and larger files");
-    }
-    const std::int64_t height = cpu.size(1), width = cpu.size(2);
-    if (height % 2 != 0 || width % 2 != 0) {
-      const auto up = [](std::int64_t v) { return v + v % 2; };
-      const auto down = [](std::int64_t v) { return v - v % 2; };
-      const std::string crop = height > 1 && width > 1
-                                   ? fmt::format("crop to {}x{} or ", down(width), down(height))
-                                   : std::string();
-      throw Error(ErrorCategory::kUsage,
-                  fmt::format("output '{}': H.264 (yuv420p) needs an even width and height, got "
-                              "{}x{} (width x height)",
-                              path, width, height),
-                  fmt::format("{}pad to {}x{}, or write PNG frames (DIR/) or a tensor (NAME.pt), "
-                              "which take any size",
-                              crop, up(width), up(height)));
-    }
-  }
-  check_destination(dest, format);
-
-  TempOutput temp(dest, format == OutputFormat::kPngDir);
-  switch (format) {
-    case OutputFormat::kMp4:
-      write_mp4(temp.path(), dest, cpu, options);
-      break;
-    case OutputFormat::kPngDir:
-      write_png_dir(temp.path(), dest, cpu, options);
-      check_destination(dest, format);  // still only our frames right before replacing it
-      break;
-    case OutputFormat::kTensor:
-      write_tensor(temp.path(), dest, cpu, options);
-      break;
-  }
-  temp.publish();
+  VideoWriter writer(path, static_cast<int>(cpu.size(2)), static_cast<int>(cpu.size(1)), options);
+  writer.append(cpu);
+  writer.finish();
 }
 
 }  // namespace wanrt

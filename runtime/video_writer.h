@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace wanrt {
@@ -54,5 +55,49 @@ struct VideoWriteOptions {
 /// encoder in this FFmpeg, disk full or other write failures), kInternal (FFmpeg API failures).
 void write_video(const std::string& path, const at::Tensor& frames,
                  const VideoWriteOptions& options = {});
+
+/// Writes a video whose frames arrive in pieces (e.g. from a streaming VAE decoder), with
+/// write_video's formats, checks and atomicity: the constructor checks the options, the size
+/// and the destination and creates the temporary; append() encodes frames as they come (MP4,
+/// PNG: nothing is kept in memory); finish() completes the output and renames it into place.
+/// Destroying an unfinished writer, abort(), or any error in append()/finish() removes the
+/// temporary and leaves the destination as it was. write_video is this class with one append.
+/// - cancelled() is polled before each frame (the tensor format: once, in finish());
+///   progress(written, appended) is called after each frame (the tensor format: once, at the
+///   end), where `appended` counts the frames given so far.
+/// - The tensor format (NAME.pt) holds every appended frame in memory until finish() (a
+///   torch.save file needs the whole tensor); it keeps a reference to an appended contiguous
+///   CPU tensor rather than a copy, so do not modify such a tensor before finish().
+class VideoWriter {
+ public:
+  /// Errors as write_video's for the path, the options and a frame size (width x height, each
+  /// 1..32768; even for MP4).
+  VideoWriter(const std::string& path, int width, int height,
+              const VideoWriteOptions& options = {});
+  /// Aborts (removes the temporary) unless finish() succeeded.
+  ~VideoWriter();
+  VideoWriter(VideoWriter&&) noexcept;
+  VideoWriter& operator=(VideoWriter&&) noexcept;
+  VideoWriter(const VideoWriter&) = delete;
+  VideoWriter& operator=(const VideoWriter&) = delete;
+
+  /// Appends uint8 [n >= 1, height, width, 3] RGB frames (any device and layout). Error(kUsage)
+  /// on a bad tensor or after the writer was finished or aborted; any error aborts the writer.
+  void append(const at::Tensor& frames_u8);
+  /// Completes the output and publishes it. Error(kUsage) when no frame was appended.
+  void finish();
+  /// Removes the temporary; later append()/finish() calls throw Error(kUsage). No-op once
+  /// finished.
+  void abort() noexcept;
+
+  /// Frames appended so far.
+  int frames() const;
+  /// The format chosen from the path.
+  OutputFormat format() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace wanrt

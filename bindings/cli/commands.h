@@ -14,5 +14,9 @@ using CommandAction = std::function<int()>;
 CommandAction add_generate_command(CLI::App& app);
 /// `wanrun inspect BUNDLE`: components, parameters, bytes, dtypes, contract.
 CommandAction add_inspect_command(CLI::App& app);
+/// `wanrun plan`: dry run of the optimization planner (plan, estimate, reasons, guidance).
+CommandAction add_plan_command(CLI::App& app);
+/// `wanrun doctor`: this machine's resources and which models it can run.
+CommandAction add_doctor_command(CLI::App& app);
 
 }  // namespace wanrt::cli

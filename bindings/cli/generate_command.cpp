@@ -22,12 +22,13 @@ namespace {
 
 struct GenerateOptions {
   std::string model, prompt, negative_prompt, image, size, sampler, out = "output.mp4";
-  std::optional<int> frames, steps;
+  std::optional<int> frames, steps, chunk_frames, chunk_overlap, vae_tile;
   std::optional<double> guidance, shift;
+  std::string blend;
   long long seed = 0;
   int threads = 0;
   std::string progress = "auto";
-  bool json = false, no_verify = false;
+  bool json = false, no_verify = false, no_stream = false;
 };
 
 void write_text_atomic(const std::string& path, const std::string& text) {
@@ -45,12 +46,36 @@ void write_text_atomic(const std::string& path, const std::string& text) {
   std::filesystem::rename(tmp, target);
 }
 
+// The chunking part of the plan; null where a setting is off.
+nlohmann::json chunking_json(const GenerateOptions& o, const wan22::ResolvedRequest& r,
+                             const wan22::GenerateResult& result) {
+  const auto or_null = [](int value) {
+    return value > 0 ? nlohmann::json(value) : nlohmann::json(nullptr);
+  };
+  return {
+      {"chunk_frames", or_null(r.chunk_frames)},
+      {"chunk_overlap", r.chunk_frames > 0 ? nlohmann::json(r.chunk_overlap) : nlohmann::json()},
+      {"denoise_windows", result.denoise_windows},
+      {"dit_calls", result.dit_calls},
+      {"vae_tile", or_null(r.vae_tile)},
+      {"vae_tiles", result.vae_tiles},
+      {"blend", r.blend},
+      {"vae_decode", o.no_stream ? "causal, one latent frame per step, whole video kept"
+                                 : "causal, one latent frame per step, frames streamed to the "
+                                   "writer"},
+  };
+}
+
 nlohmann::json report_json(const GenerateOptions& o, const std::string& bundle,
                            const wan22::Pipeline& pipeline, const wan22::GenerateResult& result,
                            double total_seconds) {
   const auto& r = result.request;
   nlohmann::json times = nlohmann::json::object();
-  for (const auto& t : result.times) times[t.stage] = t.seconds;
+  nlohmann::json peaks = nlohmann::json::object();
+  for (const auto& t : result.times) {
+    times[t.stage] = t.seconds;
+    peaks[t.stage] = t.peak_rss_bytes;
+  }
   times["load"] = pipeline.load_seconds();
   times["total"] = total_seconds;
   return {
@@ -72,11 +97,16 @@ nlohmann::json report_json(const GenerateOptions& o, const std::string& bundle,
         {"sampler", r.sampler},
         {"user_set", r.user_set}}},
       {"plan",
-       {{"device", "cpu"}, {"threads", at::get_num_threads()}, {"dtype", "as stored"}, {"offload", "none"}}},
+       {{"device", "cpu"},
+        {"threads", at::get_num_threads()},
+        {"dtype", "as stored"},
+        {"offload", "none"},
+        {"chunking", chunking_json(o, r, result)}}},
       {"fps", result.fps},
       {"expert_trace", result.expert_trace},
       {"times_s", times},
       {"peak_rss_bytes", result.peak_rss_bytes},
+      {"stage_peak_rss_bytes", peaks},
   };
 }
 
@@ -115,17 +145,32 @@ int run_generate(const GenerateOptions& o) {
   request.shift = o.shift;
   if (!o.sampler.empty()) request.sampler = o.sampler;
   if (!o.image.empty()) request.image = read_image(o.image);
+  request.chunk_frames = o.chunk_frames;
+  request.chunk_overlap = o.chunk_overlap;
+  request.vae_tile = o.vae_tile;
+  if (!o.blend.empty()) request.blend = o.blend;
 
+  // Frames go to the writer as the VAE decodes them (only FILE.pt collects them); the
+  // writer's temporary is removed if anything fails before finish().
+  const wan22::ResolvedRequest resolved = pipeline->resolve(request);
   wan22::Callbacks callbacks;
   callbacks.cancelled = [] { return cancel_requested(); };
   callbacks.progress = [&bar](const wan22::ProgressEvent& e) { bar.update(e.stage, e.step, e.total); };
-  const wan22::GenerateResult result = pipeline->generate(request, callbacks);
-
   VideoWriteOptions write;
-  write.fps = result.fps;
+  write.fps = pipeline->spec().sampling.fps;
   write.cancelled = callbacks.cancelled;
-  write.progress = [&bar](int frame, int total) { bar.update("write", frame, total); };
-  write_video(o.out, result.frames, write);
+  std::optional<VideoWriter> writer;
+  if (!o.no_stream) {
+    writer.emplace(o.out, resolved.width, resolved.height, write);
+    callbacks.on_frames = [&writer](const at::Tensor& frames) { writer->append(frames); };
+  }
+  const wan22::GenerateResult result = pipeline->generate(request, callbacks);
+  if (writer) {
+    writer->finish();
+  } else {
+    write.progress = [&bar](int frame, int total) { bar.update("write", frame, total); };
+    write_video(o.out, result.frames, write);
+  }
   bar.finish();
 
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -137,7 +182,7 @@ int run_generate(const GenerateOptions& o) {
     fmt::print("{}\n", report.dump(2));
   } else {
     fmt::print("wrote {} ({} frames, {}x{}, {} fps, seed {}) in {:.1f} s\n", o.out,
-               result.frames.size(0), result.request.width, result.request.height, result.fps,
+               result.frame_count, result.request.width, result.request.height, result.fps,
                result.request.seed, total);
   }
   return 0;
@@ -159,11 +204,25 @@ CommandAction add_generate_command(CLI::App& app) {
   cmd->add_option("-g,--guidance", opts->guidance, "Classifier-free guidance scale (both experts)");
   cmd->add_option("--shift", opts->shift, "Flow-matching sigma shift (default: the model's)");
   cmd->add_option("--sampler", opts->sampler, "unipc (default) or euler")->check(CLI::IsMember({"unipc", "euler"}));
+  cmd->add_option("--chunk-frames", opts->chunk_frames,
+                  "Sliding-window denoising: windows of N video frames (4n+1, at most --frames)");
+  cmd->add_option("--chunk-overlap", opts->chunk_overlap,
+                  "Overlap of the windows in frames, a multiple of 4 (default: a quarter window, "
+                  "rounded up to a multiple of 4)");
+  cmd->add_option("--blend", opts->blend, "How windows and VAE tiles are mixed: flat, linear "
+                  "(default), cosine or pyramid")
+      ->check(CLI::IsMember({"flat", "linear", "cosine", "pyramid"}));
+  cmd->add_option("--vae-tile", opts->vae_tile,
+                  "Decode in spatial tiles of N pixels (a multiple of the VAE stride), "
+                  "overlapping by a quarter tile");
   cmd->add_option("-o,--out", opts->out, "Output: FILE.mp4 (H.264), FILE.pt (uint8 tensor) or DIR/ (PNG frames)")
       ->default_val("output.mp4");
   cmd->add_option("-t,--threads", opts->threads, "CPU threads (default: one per core)")->default_val(0);
   cmd->add_flag("--json", opts->json, "Print the run report as JSON on stdout");
   cmd->add_flag("--no-verify", opts->no_verify, "Skip the sha256 check of the bundle files");
+  cmd->add_flag("--no-stream", opts->no_stream,
+                "Keep the whole decoded video in memory and write it at the end (the behaviour "
+                "before streaming; for memory comparisons)");
   cmd->add_option("--progress", opts->progress,
                   "auto (a bar on a terminal, nothing when piped), bar, plain (one line per step) or none")
       ->check(CLI::IsMember({"auto", "bar", "plain", "none"}))

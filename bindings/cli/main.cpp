@@ -19,9 +19,6 @@ struct Planned {
 };
 
 const Planned kPlanned[] = {
-    {"plan", "Dry run: show the optimization plan and memory estimate for a request",
-     "the optimization issue"},
-    {"doctor", "Show what this machine has and which models it can run", "the optimization issue"},
     {"bench", "Measure VRAM/speed trade-offs over a matrix of plans", "the bench issue"},
 };
 
@@ -39,6 +36,10 @@ int main(int argc, char** argv) {
     actions[app.get_subcommand("generate")] = std::move(generate);
     auto inspect = wanrt::cli::add_inspect_command(app);
     actions[app.get_subcommand("inspect")] = std::move(inspect);
+    auto plan = wanrt::cli::add_plan_command(app);
+    actions[app.get_subcommand("plan")] = std::move(plan);
+    auto doctor = wanrt::cli::add_doctor_command(app);
+    actions[app.get_subcommand("doctor")] = std::move(doctor);
   } catch (const std::exception& e) {
     fmt::print(stderr, "error [internal]: {}\n", e.what());
     return wanrt::exit_code(wanrt::ErrorCategory::kInternal);

@@ -3,12 +3,15 @@
 #include <fmt/format.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 
+#include "chunking/chunked_processor.h"
 #include "models/wan22/image_prep.h"
 #include "models/wan22/scheduler.h"
 #include "models/wan22/tokenizer.h"
+#include "models/wan22/vae_decoder.h"
 #include "runtime/component.h"
 #include "runtime/error.h"
 #include "runtime/memory_monitor.h"
@@ -59,29 +62,13 @@ struct Pipeline::Impl {
   }
 
   at::Tensor run_dit(const std::string& name, const at::Tensor& x, const at::Tensor& t,
-                     const at::Tensor& context, const Callbacks& callbacks) {
+                     const at::Tensor& context, const Callbacks& callbacks, int& calls) {
+    ++calls;
     return dit_executors.at(name)->run({x, t, context}, nullptr, callbacks.cancelled).at(0);
   }
 
   at::Tensor vae_encode(const at::Tensor& video) {
     return vae->module().get_method("encode")({video}).toTensor();
-  }
-
-  // Causal decode one latent frame at a time: the same frames as decode(), flat memory.
-  at::Tensor vae_decode(const at::Tensor& latent, const Callbacks& callbacks) {
-    torch::jit::Module& m = vae->module();
-    at::Tensor z = latent.unsqueeze(0);
-    c10::IValue cache = m.get_method("init_decode_cache")({z});
-    std::vector<at::Tensor> chunks;
-    const int64_t steps = z.size(2);
-    for (int64_t i = 0; i < steps; ++i) {
-      check_cancelled(callbacks, "VAE decode");
-      auto out = m.get_method("decode_step")({z.slice(2, i, i + 1), cache}).toTuple();
-      chunks.push_back(out->elements()[0].toTensor());
-      cache = out->elements()[1];
-      report(callbacks, "vae_decode", static_cast<int>(i + 1), static_cast<int>(steps));
-    }
-    return at::cat(chunks, 2)[0].to(at::kFloat);
   }
 };
 
@@ -141,6 +128,13 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const Callback
   result.fps = spec.sampling.fps;
   MemoryMonitor memory;
   memory.reset_peak();
+  // Each stage gets its own peak window; the run's peak is the largest of them.
+  auto end_stage = [&](const char* stage, Clock::time_point start) {
+    const std::int64_t peak = memory.sample().peak_rss;
+    result.peak_rss_bytes = std::max(result.peak_rss_bytes, peak);
+    result.times.push_back({stage, seconds_since(start), peak});
+    memory.reset_peak();
+  };
 
   auto stage_start = Clock::now();
   report(callbacks, "text_encoder", 0, 2);
@@ -148,7 +142,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const Callback
   report(callbacks, "text_encoder", 1, 2);
   const at::Tensor context_null = p.encode_text(r.negative_prompt, callbacks);
   report(callbacks, "text_encoder", 2, 2);
-  result.times.push_back({"text_encoder", seconds_since(stage_start)});
+  end_stage("text_encoder", stage_start);
 
   const std::vector<int64_t> shape = r.latent_shape(spec);
   at::Tensor latent = initial_noise(r.seed, shape);
@@ -174,7 +168,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const Callback
                    .slice(2, 0, c10::nullopt, spec.patch[2])
                    .flatten();
     }
-    result.times.push_back({"vae_encode", seconds_since(stage_start)});
+    end_stage("vae_encode", stage_start);
   }
 
   stage_start = Clock::now();
@@ -184,6 +178,16 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const Callback
   const bool has_boundary = spec.sampling.boundary.has_value();
   const double boundary_t =
       has_boundary ? *spec.sampling.boundary * spec.sampling.num_train_timesteps : 0.0;
+  const BlendKind blend = parse_blend_kind(r.blend);
+  const ChunkPlan windows = r.window_plan(spec);
+  result.denoise_windows = static_cast<int>(windows.chunks.size());
+  const ChunkedProcessor window_processor(windows.chunk_size, windows.overlap,
+                                          /*memory_cleanup=*/true);
+  // TI2V per-token timestep mask as a [lat_f, h / patch, w / patch] grid, sliced per window.
+  const at::Tensor t_grid = t_mask.defined()
+                                ? t_mask.view({shape[1], shape[2] / spec.patch[1],
+                                               shape[3] / spec.patch[2]})
+                                : at::Tensor();
   const int total = static_cast<int>(timesteps.size());
   for (int i = 0; i < total; ++i) {
     check_cancelled(callbacks, fmt::format("denoising step {}", i + 1).c_str());
@@ -192,25 +196,72 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const Callback
     const std::string& name =
         spec.is_moe() ? (high ? spec.experts[0] : spec.experts[1]) : spec.experts[0];
     const double g = high ? r.guide_high : r.guide_low;
-    at::Tensor t_val = at::full({1}, static_cast<float>(t_int), at::kFloat);
-    at::Tensor t_in = t_mask.defined() ? (t_mask * t_val).unsqueeze(0) : t_val;
-    at::Tensor x_in = (y.defined() ? at::cat({latent, y}) : latent).unsqueeze(0);
-    const at::Tensor cond = p.run_dit(name, x_in, t_in, context, callbacks)[0];
-    const at::Tensor uncond = p.run_dit(name, x_in, t_in, context_null, callbacks)[0];
-    const at::Tensor v = uncond + g * (cond - uncond);
+    const at::Tensor t_val = at::full({1}, static_cast<float>(t_int), at::kFloat);
+    // The guided velocity of latent frames [start, end): the whole latent without windows.
+    auto guided_velocity = [&](const Chunk& w) {
+      const bool whole = w.start == 0 && w.end == shape[1];
+      const at::Tensor lat = whole ? latent : latent.slice(1, w.start, w.end);
+      at::Tensor t_in = t_val;
+      if (t_mask.defined()) {
+        const at::Tensor mask = whole ? t_mask : t_grid.slice(0, w.start, w.end).flatten();
+        t_in = (mask * t_val).unsqueeze(0);
+      }
+      const at::Tensor x_in =
+          (y.defined() ? at::cat({lat, whole ? y : y.slice(1, w.start, w.end)}) : lat)
+              .unsqueeze(0);
+      const at::Tensor cond =
+          p.run_dit(name, x_in, t_in, context, callbacks, result.dit_calls)[0];
+      const at::Tensor uncond =
+          p.run_dit(name, x_in, t_in, context_null, callbacks, result.dit_calls)[0];
+      return uncond + g * (cond - uncond);
+    };
+    at::Tensor v;
+    if (r.chunk_frames <= 0) {
+      v = guided_velocity(Chunk{0, shape[1]});
+    } else {
+      ChunkedRunOptions run;
+      run.blend = blend;
+      run.label = fmt::format("denoising step {} window", i + 1);
+      run.cancelled = callbacks.cancelled;
+      run.release_memory = release_host_memory;
+      v = window_processor.process_chunked_generation(at::zeros_like(latent), 1,
+                                                      guided_velocity, run);
+    }
     latent = scheduler->step(v, i, latent);
     if (keep.defined()) latent = (1.0 - keep) * z0 + keep * latent;
     result.expert_trace.push_back(name);
     report(callbacks, "denoise", i + 1, total);
   }
-  result.times.push_back({"denoise", seconds_since(stage_start)});
+  end_stage("denoise", stage_start);
 
+  // Causal decode one latent frame at a time: the same frames as decode(), flat memory; the
+  // frames go to on_frames as they come, or are collected.
   stage_start = Clock::now();
   result.latent = latent;
-  result.video = p.vae_decode(latent, callbacks);
-  result.frames = frames_to_uint8(result.video);
-  result.times.push_back({"vae_decode", seconds_since(stage_start)});
-  result.peak_rss_bytes = memory.sample().peak_rss;
+  VaeDecodeOptions decode;
+  decode.chunk_latent_frames = 1;
+  if (r.vae_tile > 0) decode.tiling = vae_tiling_for_pixels(r.vae_tile, spec.vae_stride[1]);
+  decode.blend = blend;
+  decode.cancelled = callbacks.cancelled;
+  decode.progress = [&callbacks](int done, int all) { report(callbacks, "vae_decode", done, all); };
+  decode.release_memory = release_host_memory;
+  result.vae_tiles = static_cast<int>(VaeDecoder::tile_plan(shape[2], decode.tiling).chunks.size() *
+                                      VaeDecoder::tile_plan(shape[3], decode.tiling).chunks.size());
+  std::vector<at::Tensor> videos;
+  const VaeDecoder decoder(p.vae->module(), spec.vae_stride[0], spec.vae_stride[1]);
+  result.frame_count = decoder.decode(latent, decode, [&](const at::Tensor& video) {
+    if (callbacks.on_frames) {
+      callbacks.on_frames(frames_to_uint8(video));
+    } else {
+      videos.push_back(video);
+    }
+  });
+  if (!callbacks.on_frames) {
+    result.video = videos.size() == 1 ? videos[0] : at::cat(videos, 1);
+    videos.clear();
+    result.frames = frames_to_uint8(result.video);
+  }
+  end_stage("vae_decode", stage_start);
   return result;
 }
 

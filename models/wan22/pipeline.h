@@ -33,29 +33,42 @@ struct ProgressEvent {
   int total = 0;  ///< units in this stage
 };
 
-/// Callbacks of a generation; both optional. `cancelled` is polled between steps and blocks:
+/// Callbacks of a generation; all optional. `cancelled` is polled between steps and blocks:
 /// returning true stops the run with Error(kCancelled).
 struct Callbacks {
   std::function<void(const ProgressEvent&)> progress;
   std::function<bool()> cancelled;
+  /// Streaming output: when set, generate() hands the decoded frames to it as soon as the VAE
+  /// has produced them (uint8 [n, H, W, 3] RGB, in order, n = 1 for the first latent frame and
+  /// the temporal stride after that; all calls together give the whole video) and does not
+  /// keep the video: GenerateResult::frames and ::video stay undefined, and peak memory no
+  /// longer grows with the frame count during decoding. An exception it throws stops the run
+  /// and propagates. Time spent in it counts in the "vae_decode" stage.
+  std::function<void(const at::Tensor& frames_u8)> on_frames;
 };
 
-/// Wall time of one stage.
+/// Wall time and peak memory of one stage.
 struct StageTime {
   std::string stage;
   double seconds = 0;
+  std::int64_t peak_rss_bytes = 0;  ///< peak RSS while the stage ran (process-wide)
 };
 
 /// What a generation produced and how it went.
 struct GenerateResult {
-  at::Tensor frames;   ///< uint8 [F, H, W, 3] RGB
-  at::Tensor video;    ///< float32 [3, F, H, W] in [-1, 1] (before the uint8 mapping)
+  at::Tensor frames;   ///< uint8 [F, H, W, 3] RGB (undefined when Callbacks::on_frames is set)
+  at::Tensor video;    ///< float32 [3, F, H, W] in [-1, 1] (before the uint8 mapping; undefined
+                       ///< when Callbacks::on_frames is set)
   at::Tensor latent;   ///< final latent [z, lat_f, lat_h, lat_w]
   ResolvedRequest request;
   std::vector<std::string> expert_trace;  ///< the DiT component used at each step
   std::vector<StageTime> times;
-  std::int64_t peak_rss_bytes = 0;
+  std::int64_t peak_rss_bytes = 0;  ///< peak RSS during generate() (the largest stage peak)
   int fps = 16;
+  int dit_calls = 0;         ///< DiT forward passes: steps x 2 (CFG) x denoise_windows
+  int denoise_windows = 1;   ///< latent-frame windows per step (1 without chunk_frames)
+  int vae_tiles = 1;         ///< spatial VAE tiles (1 without vae_tile)
+  std::int64_t frame_count = 0;  ///< video frames produced (also when streamed)
 };
 
 /// A loaded Wan 2.2 bundle, ready to generate. Components stay in host memory; the
@@ -82,6 +95,18 @@ class Pipeline {
   ResolvedRequest resolve(const GenerateRequest& request) const;
 
   /// Runs tokenize -> text encoder -> denoising loop (CFG, expert switch) -> VAE decode.
+  ///
+  /// Chunking (request.chunk_frames, chunk_overlap, vae_tile, blend; none set = the plain
+  /// pipeline, bit for bit):
+  /// - Sliding-window denoising: at each step the DiT runs once per window of latent frames
+  ///   (ResolvedRequest::window_plan) for the conditional and the unconditional prompt, and the
+  ///   guided velocities are blended along the latent frames (ChunkedProcessor). A window sees
+  ///   its own slice of the latent, of the I2V conditioning y, and of the TI2V per-token
+  ///   timesteps; its RoPE positions are local (the DiT numbers the window's frames from 0),
+  ///   as in FreeNoise-style sliding windows. A single window covering the video is exactly
+  ///   the unchunked result.
+  /// - VAE decoding is always causal and chunked in time (one latent frame per step, the cache
+  ///   carried over); vae_tile adds spatial tiles blended in pixel space (vae_decoder.h).
   GenerateResult generate(const GenerateRequest& request, const Callbacks& callbacks = {});
 
  private:

@@ -2,8 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <random>
 
+#include "chunking/blend_weights.h"
+#include "models/wan22/vae_decoder.h"
 #include "models/wan22/video_shape.h"
 #include "runtime/error.h"
 
@@ -13,6 +16,67 @@ std::vector<std::int64_t> ResolvedRequest::latent_shape(const WanSpec& spec) con
   return {spec.z_dim, (frames - 1) / spec.vae_stride[0] + 1, height / spec.vae_stride[1],
           width / spec.vae_stride[2]};
 }
+
+ChunkPlan ResolvedRequest::window_plan(const WanSpec& spec) const {
+  if (chunk_frames <= 0) {
+    const std::int64_t latent_frames = (frames - 1) / spec.vae_stride[0] + 1;
+    return plan_chunks(latent_frames, latent_frames, 0);
+  }
+  return plan_latent_frame_chunks(frames, chunk_frames, chunk_overlap, spec.vae_stride[0]);
+}
+
+namespace {
+
+// A quarter of the window rounded up to whole latent frames, below the window.
+int default_overlap(int chunk_frames, int stride_t) {
+  const int latent = (chunk_frames - 1) / stride_t + 1;
+  return std::min((latent + 3) / 4, latent - 1) * stride_t;
+}
+
+void resolve_chunking(const WanSpec& spec, const GenerateRequest& request, ResolvedRequest& r) {
+  const int stride_t = spec.vae_stride[0];
+  if (request.chunk_overlap && !request.chunk_frames) {
+    throw Error(ErrorCategory::kUsage, "--chunk-overlap needs --chunk-frames",
+                fmt::format("add --chunk-frames N (4n+1, at most {})", r.frames));
+  }
+  if (request.chunk_frames) {
+    r.chunk_frames = *request.chunk_frames;
+    r.user_set.push_back("chunk_frames");
+    if (r.chunk_frames >= 1 && (r.chunk_frames - 1) % stride_t == 0) {
+      r.chunk_overlap = default_overlap(r.chunk_frames, stride_t);
+    }
+    if (request.chunk_overlap) {
+      r.chunk_overlap = *request.chunk_overlap;
+      r.user_set.push_back("chunk_overlap");
+    }
+    try {
+      plan_latent_frame_chunks(r.frames, r.chunk_frames, r.chunk_overlap, stride_t);
+    } catch (const Error& e) {
+      const std::string given =
+          request.chunk_overlap
+              ? fmt::format("--chunk-frames {} --chunk-overlap {}", r.chunk_frames,
+                            r.chunk_overlap)
+              : fmt::format("--chunk-frames {}", r.chunk_frames);
+      throw Error(e.category(), fmt::format("{}: {}", given, e.what()), e.hint());
+    }
+  }
+  if (request.vae_tile) {
+    vae_tiling_for_pixels(*request.vae_tile, spec.vae_stride[1]);  // throws with the nearest
+    r.vae_tile = *request.vae_tile;
+    r.user_set.push_back("vae_tile");
+  }
+  if (request.blend) {
+    try {
+      parse_blend_kind(*request.blend);
+    } catch (const Error& e) {
+      throw Error(e.category(), fmt::format("--blend: {}", e.what()), e.hint());
+    }
+    r.blend = *request.blend;
+    r.user_set.push_back("blend");
+  }
+}
+
+}  // namespace
 
 ResolvedRequest resolve_request(const WanSpec& spec, const GenerateRequest& request) {
   const SamplingDefaults& d = spec.sampling;
@@ -72,6 +136,7 @@ ResolvedRequest resolve_request(const WanSpec& spec, const GenerateRequest& requ
                 fmt::format("{} is a text-to-video model and takes no image", spec.model_id),
                 "drop --image, or use an i2v or ti2v bundle");
   }
+  resolve_chunking(spec, request, r);
   if (r.has_image) {
     const at::Tensor& image = *request.image;
     if (image.scalar_type() != at::kByte || image.dim() != 3 || image.size(2) != 3) {

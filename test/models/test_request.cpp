@@ -114,3 +114,91 @@ TEST_CASE("the image must match the task", "[models]") {
   float_image.image = at::zeros({8, 8, 3}, at::kFloat);
   CHECK_THROWS_AS(resolve_request(ti2v_spec(), float_image), wanrt::Error);
 }
+
+TEST_CASE("chunking settings: defaults, what was set, and the resulting plans", "[models]") {
+  const WanSpec spec = ti2v_spec();
+  GenerateRequest none;
+  const auto plain = resolve_request(spec, none);
+  CHECK(plain.chunk_frames == 0);
+  CHECK(plain.chunk_overlap == 0);
+  CHECK(plain.vae_tile == 0);
+  CHECK(plain.blend == "linear");
+  // No window: one chunk over the 31 latent frames of 121 video frames.
+  CHECK(plain.window_plan(spec).chunks.size() == 1);
+  CHECK(plain.window_plan(spec).total == 31);
+
+  GenerateRequest request;
+  request.frames = 33;  // 9 latent frames
+  request.chunk_frames = 17;  // 5 latent frames; default overlap ceil(5 / 4) = 2 -> 8 frames
+  request.vae_tile = 256;
+  request.blend = "cosine";
+  const auto r = resolve_request(spec, request);
+  CHECK(r.chunk_frames == 17);
+  CHECK(r.chunk_overlap == 8);
+  CHECK(r.vae_tile == 256);
+  CHECK(r.blend == "cosine");
+  CHECK(was_set(r, "chunk_frames"));
+  CHECK_FALSE(was_set(r, "chunk_overlap"));
+  CHECK(was_set(r, "vae_tile"));
+  CHECK(was_set(r, "blend"));
+  // Latent windows of 5 overlapping by >= 2 over 9: [0,5) [3,8) [4,9).
+  const auto plan = r.window_plan(spec);
+  REQUIRE(plan.chunks.size() == 3);
+  CHECK(plan.chunks[0].start == 0);
+  CHECK(plan.chunks[1].start == 3);
+  CHECK(plan.chunks[2].start == 4);
+  CHECK(plan.chunks[2].end == 9);
+
+  request.chunk_overlap = 4;
+  const auto o = resolve_request(spec, request);
+  CHECK(o.chunk_overlap == 4);
+  CHECK(was_set(o, "chunk_overlap"));
+  // Default overlaps: 5 frames (2 latent) -> 4; 1 frame (1 latent) -> 0; 9 (3 latent) -> 4.
+  for (const auto& [chunk, overlap] : std::vector<std::pair<int, int>>{{5, 4}, {1, 0}, {9, 4}}) {
+    GenerateRequest d;
+    d.frames = 33;
+    d.chunk_frames = chunk;
+    INFO(chunk);
+    CHECK(resolve_request(spec, d).chunk_overlap == overlap);
+  }
+}
+
+TEST_CASE("bad chunking settings are usage errors naming what would work", "[models]") {
+  const WanSpec spec = ti2v_spec();
+  auto message_and_hint = [&](const GenerateRequest& request) {
+    try {
+      resolve_request(spec, request);
+    } catch (const wanrt::Error& e) {
+      CHECK(e.category() == wanrt::ErrorCategory::kUsage);
+      return std::string(e.what()) + " | " + e.hint();
+    }
+    FAIL("expected a usage error");
+    return std::string();
+  };
+  GenerateRequest r;
+  r.frames = 33;
+  r.chunk_frames = 6;  // not 4n+1
+  CHECK_THAT(message_and_hint(r),
+             Catch::Contains("--chunk-frames 6") && Catch::Contains("5 or 9"));
+  r.chunk_frames = 37;  // longer than the video
+  CHECK_THAT(message_and_hint(r), Catch::Contains("at most 33"));
+  r.chunk_frames = 9;
+  r.chunk_overlap = 6;  // not a multiple of 4
+  CHECK_THAT(message_and_hint(r),
+             Catch::Contains("--chunk-overlap 6") && Catch::Contains("4 or 8"));
+  r.chunk_overlap = 12;  // not smaller than the window
+  CHECK_THAT(message_and_hint(r), Catch::Contains("at most 8"));
+  GenerateRequest overlap_only;
+  overlap_only.chunk_overlap = 4;
+  CHECK_THAT(message_and_hint(overlap_only), Catch::Contains("--chunk-frames"));
+  GenerateRequest tile;
+  tile.vae_tile = 40;  // stride 16
+  CHECK_THAT(message_and_hint(tile),
+             Catch::Contains("--vae-tile 40") && Catch::Contains("32 or 48"));
+  tile.vae_tile = 0;
+  CHECK_THAT(message_and_hint(tile), Catch::Contains("use --vae-tile 16"));
+  GenerateRequest blend;
+  blend.blend = "gaussian";
+  CHECK_THAT(message_and_hint(blend),
+             Catch::Contains("gaussian") && Catch::Contains("pyramid"));
+}

@@ -1,0 +1,108 @@
+// `wanrun plan`: a dry run that prints the optimization plan, its memory estimate per stage and
+// the reason for every choice, for a bundle or a planning profile on this or a simulated
+// machine. Exit 0 when the plan fits, 4 (resources) with guidance when it does not.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "bindings/cli/cli_common.h"
+#include "bindings/cli/commands.h"
+#include "bindings/cli/plan_report.h"
+#include "models/wan22/memory_model.h"
+#include "runtime/error.h"
+
+namespace wanrt::cli {
+namespace {
+
+struct PlanOptions {
+  std::string model, profile, size;
+  int frames = 0;
+  bool image = false, json = false, details = false;
+  std::string dtype, offload, text_encoder, attention, device, host_residency;
+  std::optional<int> blocks_resident, prefetch, frame_chunk, vae_tile;
+  MachineOptions machine;
+};
+
+PlanSettings settings_of(const PlanOptions& o) {
+  PlanSettings s;
+  if (!o.device.empty()) s.device = o.device;
+  if (!o.dtype.empty()) s.dtype = parse_dtype(o.dtype, "--dtype");
+  if (!o.offload.empty()) s.offload = parse_offload(o.offload, "--offload");
+  if (!o.text_encoder.empty()) {
+    s.text_encoder = parse_text_encoder_placement(o.text_encoder, "--text-encoder");
+  }
+  if (!o.attention.empty()) s.attention = parse_attention(o.attention, "--attention");
+  if (!o.host_residency.empty()) {
+    if (o.host_residency != "all" && o.host_residency != "on_demand") {
+      throw Error(ErrorCategory::kUsage,
+                  fmt::format("--host-residency '{}' is not all or on_demand", o.host_residency));
+    }
+    s.host_residency = o.host_residency == "all" ? HostResidency::kAll : HostResidency::kOnDemand;
+  }
+  s.blocks_resident = o.blocks_resident;
+  s.prefetch = o.prefetch;
+  s.frame_chunk = o.frame_chunk;
+  s.vae_tile = o.vae_tile;
+  return s;
+}
+
+int run_plan(const PlanOptions& o) {
+  if (o.model.empty() == o.profile.empty()) {
+    throw Error(ErrorCategory::kUsage, "wanrun plan needs exactly one of --model and --profile",
+                "e.g. --profile wan2.2-t2v-a14b, or --model BUNDLE_DIR");
+  }
+  const std::string source = o.model.empty() ? find_profile(o.profile) : o.model;
+  const OptimizationManager manager = wan22::make_optimization_manager(o.machine.config());
+  Workload w;
+  if (!o.size.empty()) std::tie(w.width, w.height) = parse_size(o.size);
+  w.frames = o.frames;
+  w.image = o.image;
+  const OptimizationResult result =
+      manager.get_optimization_recommendations(source, w, settings_of(o), o.machine.resources());
+  if (o.json) {
+    fmt::print("{}\n", result_json(result).dump(2));
+  } else {
+    print_result(result, o.details);
+  }
+  if (!result.feasible()) {
+    fmt::print(stderr, "error [resources]: {} at {}x{}, {} frames does not fit this machine{}\n",
+               result.model_id, result.workload.width, result.workload.height,
+               result.workload.frames,
+               o.json ? " (see \"guidance\")" : " (see the guidance above)");
+    return exit_code(ErrorCategory::kResources);
+  }
+  return 0;
+}
+
+}  // namespace
+
+CommandAction add_plan_command(CLI::App& app) {
+  auto o = std::make_shared<PlanOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "plan", "Dry run: show the optimization plan and memory estimate for a request");
+  cmd->add_option("--model", o->model, "Bundle directory");
+  cmd->add_option("--profile", o->profile,
+                  "Planning profile: a name (wan2.2-t2v-a14b, ...) or a YAML file");
+  cmd->add_option("--size", o->size, "WIDTHxHEIGHT (default: the model's)");
+  cmd->add_option("--frames", o->frames, "Frames, 4n+1 (default: the model's)");
+  cmd->add_flag("--image", o->image, "Image-conditioned request (TI2V: per-token timesteps)");
+  cmd->add_option("--device", o->device,
+                  "cpu, cuda or cuda:N (default: the largest GPU, else cpu)");
+  cmd->add_option("--dtype", o->dtype, "fp32 | bf16 | fp16 (default: from the device)");
+  cmd->add_option("--offload", o->offload, "none | model | sequential | full (default: planned)");
+  cmd->add_option("--blocks-resident", o->blocks_resident, "Resident DiT blocks when streaming");
+  cmd->add_option("--prefetch", o->prefetch, "Blocks prefetched ahead when streaming");
+  cmd->add_option("--text-encoder", o->text_encoder, "device | offload | cpu (default: planned)");
+  cmd->add_option("--attention", o->attention,
+                  "Attention baked into the bundle: math (PyTorch 1.13 exports, default) | sdpa");
+  cmd->add_option("--host-residency", o->host_residency, "all | on_demand (default: planned)");
+  cmd->add_option("--frame-chunk", o->frame_chunk, "Latent frames per denoising window (0: off)");
+  cmd->add_option("--vae-tile", o->vae_tile, "Latent pixels per VAE decode tile side (0: off)");
+  o->machine.add_to(cmd);
+  cmd->add_flag("--json", o->json, "Print one JSON document");
+  cmd->add_flag("--details", o->details, "List every memory item with its formula");
+  return [o] { return run_plan(*o); };
+}
+
+}  // namespace wanrt::cli

@@ -1,0 +1,241 @@
+#include "optim/memory_estimate.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "runtime/error.h"
+
+namespace wanrt {
+namespace {
+
+// The stages (indices) that use a component.
+struct Uses {
+  std::vector<int> stages;
+  int first() const { return stages.empty() ? -1 : stages.front(); }
+  int last() const { return stages.empty() ? -1 : stages.back(); }
+  bool has(int i) const { return std::find(stages.begin(), stages.end(), i) != stages.end(); }
+  bool contiguous() const { return stages.empty() || last() - first() + 1 == int(stages.size()); }
+};
+
+Uses uses_of(const std::vector<StageRequirement>& stages, const std::string& name) {
+  Uses u;
+  for (int i = 0; i < static_cast<int>(stages.size()); ++i) {
+    if (stages[i].component == name) u.stages.push_back(i);
+  }
+  return u;
+}
+
+bool device_resident_kind(Residency r) {
+  return r == Residency::kWholeRun || r == Residency::kFromFirstUse;
+}
+
+bool on_device(const ComponentPlan& cp, const Uses& u, int i) {
+  if (cp.placement == Placement::kCpu) return false;
+  switch (cp.residency) {
+    case Residency::kWholeRun:
+      return true;
+    case Residency::kFromFirstUse:
+      return u.first() >= 0 && i >= u.first();
+    case Residency::kDuringUse:
+    case Residency::kStreamed:
+      return u.has(i);
+  }
+  return false;
+}
+
+bool streamed(const ComponentRequirement& c, const ComponentPlan& cp) {
+  return cp.residency == Residency::kStreamed && c.staged() && cp.blocks_resident >= 0 &&
+         cp.blocks_resident < c.num_blocks();
+}
+
+// Stage at which a device-resident component is loaded through host memory.
+int load_stage(const ComponentPlan& cp, const Uses& u) {
+  return cp.residency == Residency::kWholeRun ? 0 : u.first();
+}
+
+// Whether host RAM keeps a full copy of the component during stage i (loading transients
+// are counted separately).
+bool host_holds(const ComponentPlan& cp, const Uses& u, int i, HostResidency residency) {
+  const bool all = residency == HostResidency::kAll;
+  if (cp.placement == Placement::kCpu) return all || (i >= u.first() && i <= u.last());
+  if (device_resident_kind(cp.residency)) return false;
+  if (all) return true;
+  if (cp.residency == Residency::kDuringUse && u.contiguous())
+    return false;  // loaded, used, dropped
+  return u.first() >= 0 && i >= u.first() && i <= u.last();
+}
+
+MemoryItem item(std::string name, std::int64_t bytes, MemoryItem::Kind kind, std::string detail) {
+  MemoryItem m;
+  m.name = std::move(name);
+  m.bytes = bytes;
+  m.kind = kind;
+  m.detail = std::move(detail);
+  return m;
+}
+
+std::int64_t sum(const std::vector<MemoryItem>& items) {
+  std::int64_t total = 0;
+  for (const auto& m : items) total += m.bytes;
+  return total;
+}
+
+std::int64_t sum_kind(const std::vector<MemoryItem>& items, MemoryItem::Kind kind) {
+  std::int64_t total = 0;
+  for (const auto& m : items) {
+    if (m.kind == kind) total += m.bytes;
+  }
+  return total;
+}
+
+}  // namespace
+
+std::int64_t StageEstimate::device_bytes(MemoryItem::Kind kind) const {
+  return sum_kind(device, kind);
+}
+
+std::int64_t StageEstimate::host_bytes(MemoryItem::Kind kind) const { return sum_kind(host, kind); }
+
+const StageEstimate& MemoryEstimate::stage(const std::string& name) const {
+  for (const auto& s : stages) {
+    if (s.name == name) return s;
+  }
+  throw Error(ErrorCategory::kInternal, fmt::format("estimate has no stage '{}'", name));
+}
+
+MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Workload& workload,
+                               const OptimizationPlan& plan, const Budget& budget) {
+  if (!requirements.activations) {
+    throw Error(
+        ErrorCategory::kInternal,
+        fmt::format("requirements of '{}' carry no activation model", requirements.model_id));
+  }
+  const auto stages = requirements.stages_for(workload);
+  MemoryEstimate est;
+  est.budget = budget;
+  const bool gpu = plan.on_gpu();
+
+  Dtype vae_dtype = Dtype::kFp32;
+  for (const auto& c : requirements.components) {
+    if (c.role == ComponentRole::kVae) vae_dtype = plan.component(c.name).compute;
+  }
+
+  for (int i = 0; i < static_cast<int>(stages.size()); ++i) {
+    const StageRequirement& stage = stages[i];
+    const ComponentPlan& runner = plan.component(stage.component);
+    StageEstimate se;
+    se.name = stage.name;
+    se.component = stage.component;
+    se.on_cpu = !gpu || runner.placement == Placement::kCpu;
+
+    std::int64_t loading = 0;
+    std::string loading_name;
+    for (const auto& c : requirements.components) {
+      const ComponentPlan& cp = plan.component(c.name);
+      const Uses u = uses_of(stages, c.name);
+      if (gpu && on_device(cp, u, i)) {
+        const auto [half, fp32] = c.split_at(cp.storage);
+        if (streamed(c, cp)) {
+          const int k = cp.blocks_resident;
+          const std::int64_t block = c.max_block_at(cp.storage);
+          const std::int64_t resident = c.non_block_at(cp.storage) + k * block;
+          const int in_flight = std::min(c.num_blocks() - k, 1 + std::max(0, cp.prefetch));
+          se.device.push_back(
+              item(c.name + " weights", resident, MemoryItem::kWeights,
+                   fmt::format("{} streamed: non-block {} + {} resident of {} blocks x {}",
+                               dtype_name(cp.storage), format_gib(c.non_block_at(cp.storage)), k,
+                               c.num_blocks(), format_gib(block))));
+          se.device.push_back(item(c.name + " streaming buffers", in_flight * block,
+                                   MemoryItem::kWorkspace,
+                                   fmt::format("{} block(s) in flight (running + prefetch {}) x {}",
+                                               in_flight, cp.prefetch, format_gib(block))));
+          // Split the resident part by dtype in the component's proportions.
+          const std::int64_t total = half + fp32;
+          const std::int64_t resident_fp32 =
+              total > 0
+                  ? static_cast<std::int64_t>(static_cast<long double>(resident) * fp32 / total)
+                  : 0;
+          se.device_fp32_weights += resident_fp32;
+          se.device_half_weights += resident - resident_fp32;
+        } else {
+          se.device.push_back(
+              item(c.name + " weights", c.bytes_at(cp.storage), MemoryItem::kWeights,
+                   fmt::format("{} {}: {} half + {} fp32", dtype_name(cp.storage),
+                               residency_name(cp.residency), format_gib(half), format_gib(fp32))));
+          se.device_half_weights += half;
+          se.device_fp32_weights += fp32;
+        }
+      }
+      // Host copies.
+      if (host_holds(cp, u, i, plan.host_residency)) {
+        se.host.push_back(
+            item(c.name + " weights", c.bytes_at(cp.storage), MemoryItem::kWeights,
+                 fmt::format("{} host copy ({}{})", dtype_name(cp.storage),
+                             cp.placement == Placement::kCpu ? "runs on the CPU"
+                             : streamed(c, cp)               ? "pinned, streamed from"
+                                                             : "offloaded",
+                             plan.host_residency == HostResidency::kAll ? ", kept for the whole run"
+                                                                        : "")));
+      } else if (cp.placement == Placement::kDevice && gpu && u.first() >= 0 &&
+                 i == (device_resident_kind(cp.residency) ? load_stage(cp, u) : u.first())) {
+        // Loaded through host RAM, then moved to the device; one component at a time.
+        if (c.bytes_at(cp.storage) > loading) {
+          loading = c.bytes_at(cp.storage);
+          loading_name = c.name;
+        }
+      }
+    }
+    if (loading > 0) {
+      se.host.push_back(item("loading " + loading_name, loading, MemoryItem::kWeights,
+                             "read into host RAM, then moved to the device (largest component "
+                             "loaded in this stage)"));
+    }
+
+    ActivationQuery query;
+    query.workload = workload;
+    query.compute = runner.compute;
+    query.vae_dtype = vae_dtype;
+    query.attention = plan.attention;
+    query.frame_chunking = plan.frame_chunking;
+    query.vae_tiling = plan.vae_tiling;
+    auto acts = requirements.activations->stage_memory(stage, query);
+    if (runner.storage != runner.compute && runner.compute == Dtype::kFp32) {
+      const auto& c = requirements.component(stage.component);
+      const std::int64_t unit =
+          c.staged() ? c.max_block_at(Dtype::kFp32) : c.bytes_at(Dtype::kFp32);
+      acts.push_back(item("per-layer upcast to fp32", unit, MemoryItem::kWorkspace,
+                          fmt::format("{} stored, fp32 compute: one block upcast at a time ({})",
+                                      dtype_name(runner.storage), format_gib(unit))));
+    }
+    auto& target = se.on_cpu ? se.host : se.device;
+    target.insert(target.end(), acts.begin(), acts.end());
+
+    if (gpu) {
+      se.device.push_back(item("reserve", budget.device_reserve, MemoryItem::kReserve,
+                               "vram_safety_margin_mb (CUDA context, fragmentation)"));
+    }
+    se.host.push_back(item("process", kHostProcessBaseline, MemoryItem::kOther,
+                           "LibTorch, code and allocator slack"));
+    if (stage.kind == RunStage::kDecode) {
+      se.host.push_back(item("output video", requirements.activations->output_bytes(workload),
+                             MemoryItem::kActivation, "decoded frames (fp32 and uint8)"));
+    }
+    se.host.push_back(item("reserve", budget.host_reserve, MemoryItem::kReserve,
+                           "kept for the OS and other processes"));
+    se.device_total = sum(se.device);
+    se.host_total = sum(se.host);
+    if (se.device_total > est.device_peak) {
+      est.device_peak = se.device_total;
+      est.device_peak_stage = se.name;
+    }
+    if (se.host_total > est.host_peak) {
+      est.host_peak = se.host_total;
+      est.host_peak_stage = se.name;
+    }
+    est.stages.push_back(std::move(se));
+  }
+  return est;
+}
+
+}  // namespace wanrt
