@@ -66,15 +66,6 @@ bool host_holds(const ComponentPlan& cp, const Uses& u, int i, HostResidency res
   return u.first() >= 0 && i >= u.first() && i <= u.last();
 }
 
-MemoryItem item(std::string name, std::int64_t bytes, MemoryItem::Kind kind, std::string detail) {
-  MemoryItem m;
-  m.name = std::move(name);
-  m.bytes = bytes;
-  m.kind = kind;
-  m.detail = std::move(detail);
-  return m;
-}
-
 std::int64_t sum(const std::vector<MemoryItem>& items) {
   std::int64_t total = 0;
   for (const auto& m : items) total += m.bytes;
@@ -142,11 +133,11 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
           const std::int64_t resident = c.non_block_at(cp.storage) + k * block;
           const int in_flight = std::min(c.num_blocks() - k, 1 + std::max(0, cp.prefetch));
           se.device.push_back(
-              item(c.name + " weights", resident, MemoryItem::kWeights,
+              make_memory_item(c.name + " weights", resident, MemoryItem::kWeights,
                    fmt::format("{} streamed: non-block {} + {} resident of {} blocks x {}",
                                dtype_name(cp.storage), format_gib(c.non_block_at(cp.storage)), k,
                                c.num_blocks(), format_gib(block))));
-          se.device.push_back(item(c.name + " streaming buffers", in_flight * block,
+          se.device.push_back(make_memory_item(c.name + " streaming buffers", in_flight * block,
                                    MemoryItem::kWorkspace,
                                    fmt::format("{} block(s) in flight (running + prefetch {}) x {}",
                                                in_flight, cp.prefetch, format_gib(block))));
@@ -160,7 +151,7 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
           se.device_half_weights += resident - resident_fp32;
         } else {
           se.device.push_back(
-              item(c.name + " weights", c.bytes_at(cp.storage), MemoryItem::kWeights,
+              make_memory_item(c.name + " weights", c.bytes_at(cp.storage), MemoryItem::kWeights,
                    fmt::format("{} {}: {} half + {} fp32", dtype_name(cp.storage),
                                residency_name(cp.residency), format_gib(half), format_gib(fp32))));
           se.device_half_weights += half;
@@ -170,7 +161,7 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
       // Host copies.
       if (host_holds(cp, u, i, plan.host_residency)) {
         se.host.push_back(
-            item(c.name + " weights", c.bytes_at(cp.storage), MemoryItem::kWeights,
+            make_memory_item(c.name + " weights", c.bytes_at(cp.storage), MemoryItem::kWeights,
                  fmt::format("{} host copy ({}{})", dtype_name(cp.storage),
                              cp.placement == Placement::kCpu ? "runs on the CPU"
                              : streamed(c, cp)               ? "pinned, streamed from"
@@ -187,7 +178,7 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
       }
     }
     if (loading > 0) {
-      se.host.push_back(item("loading " + loading_name, loading, MemoryItem::kWeights,
+      se.host.push_back(make_memory_item("loading " + loading_name, loading, MemoryItem::kWeights,
                              "read into host RAM, then moved to the device (largest component "
                              "loaded in this stage)"));
     }
@@ -204,7 +195,7 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
       const auto& c = requirements.component(stage.component);
       const std::int64_t unit =
           c.staged() ? c.max_block_at(Dtype::kFp32) : c.bytes_at(Dtype::kFp32);
-      acts.push_back(item("per-layer upcast to fp32", unit, MemoryItem::kWorkspace,
+      acts.push_back(make_memory_item("per-layer upcast to fp32", unit, MemoryItem::kWorkspace,
                           fmt::format("{} stored, fp32 compute: one block upcast at a time ({})",
                                       dtype_name(runner.storage), format_gib(unit))));
     }
@@ -212,16 +203,16 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
     target.insert(target.end(), acts.begin(), acts.end());
 
     if (gpu) {
-      se.device.push_back(item("reserve", budget.device_reserve, MemoryItem::kReserve,
+      se.device.push_back(make_memory_item("reserve", budget.device_reserve, MemoryItem::kReserve,
                                "vram_safety_margin_mb (CUDA context, fragmentation)"));
     }
-    se.host.push_back(item("process", kHostProcessBaseline, MemoryItem::kOther,
+    se.host.push_back(make_memory_item("process", kHostProcessBaseline, MemoryItem::kOther,
                            "LibTorch, code and allocator slack"));
     if (stage.kind == RunStage::kDecode) {
-      se.host.push_back(item("output video", requirements.activations->output_bytes(workload),
+      se.host.push_back(make_memory_item("output video", requirements.activations->output_bytes(workload),
                              MemoryItem::kActivation, "decoded frames (fp32 and uint8)"));
     }
-    se.host.push_back(item("reserve", budget.host_reserve, MemoryItem::kReserve,
+    se.host.push_back(make_memory_item("reserve", budget.host_reserve, MemoryItem::kReserve,
                            "kept for the OS and other processes"));
     se.device_total = sum(se.device);
     se.host_total = sum(se.host);

@@ -70,6 +70,17 @@ struct MemoryItem {
   std::string detail;  ///< the formula with its numbers
 };
 
+/// A MemoryItem from its four fields (used by every estimate that builds a breakdown).
+inline MemoryItem make_memory_item(std::string name, std::int64_t bytes, MemoryItem::Kind kind,
+                                   std::string detail) {
+  MemoryItem m;
+  m.name = std::move(name);
+  m.bytes = bytes;
+  m.kind = kind;
+  m.detail = std::move(detail);
+  return m;
+}
+
 /// What an activation model needs to size one stage.
 struct ActivationQuery {
   Workload workload;

@@ -36,15 +36,6 @@ std::vector<T> list_of(const YamlFile& file, const YAML::Node& map, const std::s
   return out;
 }
 
-MemoryItem mem(std::string name, std::int64_t bytes, MemoryItem::Kind kind, std::string detail) {
-  MemoryItem m;
-  m.name = std::move(name);
-  m.bytes = bytes;
-  m.kind = kind;
-  m.detail = std::move(detail);
-  return m;
-}
-
 std::string gb(std::int64_t bytes) { return format_gib(bytes); }
 
 // Tracks the largest tensor (elements per base pixel) of a VAE walk.
@@ -256,20 +247,20 @@ std::vector<MemoryItem> dit_memory_items(const DitDims& d, std::int64_t L, bool 
                                          Dtype compute, AttentionKind attention) {
   const std::int64_t D = d.dim, F = d.ffn_dim, H = d.num_heads, c = dtype_size(compute);
   std::vector<MemoryItem> items;
-  items.push_back(mem("x (residual stream)", L * D * 4, MemoryItem::kActivation,
+  items.push_back(make_memory_item("x (residual stream)", L * D * 4, MemoryItem::kActivation,
                       fmt::format("[L={}, dim={}] fp32", L, D)));
-  items.push_back(mem("x after the residual add", L * D * 4, MemoryItem::kActivation,
+  items.push_back(make_memory_item("x after the residual add", L * D * 4, MemoryItem::kActivation,
                       "old and new x are both alive at each add"));
   if (per_token) {
     items.push_back(
-        mem("e0 per-token modulation", L * 6 * D * 4, MemoryItem::kActivation,
+        make_memory_item("e0 per-token modulation", L * 6 * D * 4, MemoryItem::kActivation,
             fmt::format("[L={}, 6, {}] fp32 (per-token t: image-conditioned TI2V)", L, D)));
-    items.push_back(mem("e per-token time embedding", L * D * 4, MemoryItem::kActivation,
+    items.push_back(make_memory_item("e per-token time embedding", L * D * 4, MemoryItem::kActivation,
                         fmt::format("[L={}, {}] fp32", L, D)));
   }
-  items.push_back(mem("RoPE tables", L * d.head_dim * 4, MemoryItem::kActivation,
+  items.push_back(make_memory_item("RoPE tables", L * d.head_dim * 4, MemoryItem::kActivation,
                       fmt::format("cos + sin [L={}, {}] fp32", L, d.head_dim / 2)));
-  items.push_back(mem("text context", std::int64_t(d.text_len) * D * c, MemoryItem::kActivation,
+  items.push_back(make_memory_item("text context", std::int64_t(d.text_len) * D * c, MemoryItem::kActivation,
                       fmt::format("embedded [{}, {}] {}", d.text_len, D, dtype_name(compute))));
   // One block's temporaries: the largest of its phases (see docs/optimization.md).
   const std::int64_t rope = L * D * (16 + 2 * c);
@@ -290,12 +281,12 @@ std::vector<MemoryItem> dit_memory_items(const DitDims& d, std::int64_t L, bool 
   const std::int64_t ffn = L * D * (4 + c) + 2 * L * F * c;
   const std::int64_t block = std::max({rope, attn, ffn});
   const char* phase = block == rope ? "RoPE" : block == attn ? "attention" : "FFN";
-  items.push_back(mem("block temporaries", block, MemoryItem::kWorkspace,
+  items.push_back(make_memory_item("block temporaries", block, MemoryItem::kWorkspace,
                       fmt::format("max of RoPE {} (L*dim*(16+2*{})), attention {} ({}), FFN {} "
                                   "(L*dim*(4+{}) + 2*L*ffn={}*{}): {}",
                                   gb(rope), c, gb(attn), attn_detail, gb(ffn), c, F, c, phase)));
   if (per_token) {
-    items.push_back(mem("modulation + e0 per block", L * 6 * D * 4, MemoryItem::kWorkspace,
+    items.push_back(make_memory_item("modulation + e0 per block", L * 6 * D * 4, MemoryItem::kWorkspace,
                         fmt::format("[L={}, 6, {}] fp32 temporary in every block", L, D)));
   }
   return items;
@@ -305,13 +296,13 @@ std::vector<MemoryItem> text_encoder_memory_items(const TextEncoderDims& t, Dtyp
   const std::int64_t L = t.text_len, D = t.dim, F = t.dim_ffn, H = t.num_heads;
   const std::int64_t c = dtype_size(compute);
   return {
-      mem("hidden states", 6 * L * D * 4, MemoryItem::kActivation,
+      make_memory_item("hidden states", 6 * L * D * 4, MemoryItem::kActivation,
           fmt::format("x, norm, q, k, v, out [{}, {}] (fp32 bound)", L, D)),
-      mem("FFN hidden", 3 * L * F * 4, MemoryItem::kActivation,
+      make_memory_item("FFN hidden", 3 * L * F * 4, MemoryItem::kActivation,
           fmt::format("gate, up, product [{}, {}] (fp32 bound)", L, F)),
-      mem("attention scores", H * L * L * (4 + 4 + 2 * c), MemoryItem::kWorkspace,
+      make_memory_item("attention scores", H * L * L * (4 + 4 + 2 * c), MemoryItem::kWorkspace,
           fmt::format("[{} heads, {}, {}] scores + bias, softmax fp32, probs", H, L, L)),
-      mem("prompt embeddings", 2 * L * D * c, MemoryItem::kActivation,
+      make_memory_item("prompt embeddings", 2 * L * D * c, MemoryItem::kActivation,
           "prompt and negative prompt outputs"),
   };
 }
@@ -327,15 +318,15 @@ std::vector<MemoryItem> vae_decode_memory_items(const VaeDims& v, int lat_h, int
   const std::int64_t scores = 3 * pixels * pixels * 4;
   const std::int64_t out_pixels = pixels * v.stride_s * v.stride_s;
   return {
-      mem("decoder cache", cache, MemoryItem::kActivation,
+      make_memory_item("decoder cache", cache, MemoryItem::kActivation,
           fmt::format("{} causal-conv slots x 2 frames at {}x{} latent px ({}), {}",
                       walk.slots.size(), lat_h, lat_w, "latent x num/den", dtype_name(dtype))),
-      mem("decode step", step, MemoryItem::kWorkspace,
+      make_memory_item("decode step", step, MemoryItem::kWorkspace,
           fmt::format("{} x largest tensor {} elements/latent px x {} px x {} B", kVaeStepFactor,
                       walk.max_tensor_per_pixel, pixels, e)),
-      mem("middle attention scores", scores, MemoryItem::kWorkspace,
+      make_memory_item("middle attention scores", scores, MemoryItem::kWorkspace,
           fmt::format("single head over {} latent px: 3 x {}^2 fp32", pixels, pixels)),
-      mem("latent and output chunk", std::int64_t(v.z_dim) * pixels * e + 3LL * 4 * out_pixels * 4,
+      make_memory_item("latent and output chunk", std::int64_t(v.z_dim) * pixels * e + 3LL * 4 * out_pixels * 4,
           MemoryItem::kActivation, "one latent frame in, 4 frames out"),
   };
 }
@@ -350,15 +341,15 @@ std::vector<MemoryItem> vae_encode_memory_items(const VaeDims& v, int width, int
   const auto chunk =
       static_cast<std::int64_t>(kVaeStepFactor * walk.max_tensor_per_pixel * h * w * e);
   return {
-      mem("input video", 3LL * frames * height * width * 4, MemoryItem::kActivation,
+      make_memory_item("input video", 3LL * frames * height * width * 4, MemoryItem::kActivation,
           fmt::format("[3, {}, {}, {}] fp32", frames, height, width)),
-      mem("encoder cache", cache, MemoryItem::kActivation,
+      make_memory_item("encoder cache", cache, MemoryItem::kActivation,
           fmt::format("{} slots at {}x{} (patchified input px), {}", walk.slots.size(), h, w,
                       dtype_name(dtype))),
-      mem("encode chunk", chunk, MemoryItem::kWorkspace,
+      make_memory_item("encode chunk", chunk, MemoryItem::kWorkspace,
           fmt::format("{} x largest tensor {} elements/px x {} px x {} B", kVaeStepFactor,
                       walk.max_tensor_per_pixel, h * w, e)),
-      mem("middle attention scores", 3 * lat_pixels * lat_pixels * 4, MemoryItem::kWorkspace,
+      make_memory_item("middle attention scores", 3 * lat_pixels * lat_pixels * 4, MemoryItem::kWorkspace,
           fmt::format("single head over {} latent px", lat_pixels)),
   };
 }
@@ -398,12 +389,12 @@ class WanActivationModel : public ActivationModel {
     const std::int64_t L = dit_tokens(dit_, window, lat_h, lat_w);
     auto items = dit_memory_items(dit_, L, spec_.task == "ti2v" && w.image, q.compute, q.attention);
     const std::int64_t latent = std::int64_t(dit_.in_dim) * lat_f * lat_h * lat_w;
-    items.push_back(mem("latents and sampler state", 8 * latent * 4, MemoryItem::kActivation,
+    items.push_back(make_memory_item("latents and sampler state", 8 * latent * 4, MemoryItem::kActivation,
                         fmt::format("8 x [{}, {}, {}, {}] fp32 (latent, input, cond/uncond, "
                                     "velocity, sampler history)",
                                     dit_.in_dim, lat_f, lat_h, lat_w)));
     items.push_back(
-        mem("prompt embeddings", 2LL * dit_.text_len * dit_.text_dim * dtype_size(q.compute),
+        make_memory_item("prompt embeddings", 2LL * dit_.text_len * dit_.text_dim * dtype_size(q.compute),
             MemoryItem::kActivation, "prompt and negative prompt, from the text encoder"));
     return items;
   }

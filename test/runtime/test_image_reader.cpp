@@ -16,32 +16,20 @@
 #include <string>
 #include <vector>
 
+#include "support/process.h"
 #include "runtime/error.h"
 #include "runtime/image_reader.h"
 #include "runtime/video_writer.h"
 #include "support/tiny_bundles.h"
 
 namespace fs = std::filesystem;
+using wanrt_test::run_command;
 using wanrt::ErrorCategory;
 using wanrt::read_image;
 
 namespace {
 
 const char* const kPython = "/usr/bin/python3";
-
-std::string run_command(const std::string& command) {
-  std::string output;
-  std::FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buffer{};
-  std::size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
-    output.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  INFO(command << "\n" << output);
-  REQUIRE(status == 0);
-  return output;
-}
 
 bool succeeds(const std::string& command) {
   return std::system((command + " >/dev/null 2>&1").c_str()) == 0;

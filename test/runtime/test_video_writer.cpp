@@ -26,10 +26,13 @@ extern "C" {
 #include <string>
 #include <vector>
 
+#include "support/process.h"
 #include "runtime/error.h"
 #include "runtime/video_writer.h"
 
 namespace fs = std::filesystem;
+using wanrt_test::have_program;
+using wanrt_test::run_command;
 using wanrt::check_output_path;
 using wanrt::ErrorCategory;
 using wanrt::output_format_for;
@@ -161,24 +164,6 @@ Decoded decode_file(const std::string& path) {
   REQUIRE(avcodec_send_packet(decoder.get(), nullptr) >= 0);
   receive();
   return out;
-}
-
-std::string run_command(const std::string& command) {
-  std::string output;
-  std::FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buffer{};
-  std::size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
-    output.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  INFO(command << "\n" << output);
-  REQUIRE(status == 0);
-  return output;
-}
-
-bool have_program(const std::string& name) {
-  return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0;
 }
 
 ErrorCategory category_of(const std::function<void()>& f) {
