@@ -9,28 +9,17 @@
 #include <vector>
 
 #include "chunking/overlap_blender.h"
+#include "chunking/blend_test_util.h"
 #include "runtime/error.h"
 
 using wanrt::BlendKind;
 using wanrt::ChunkPlan;
 using wanrt::OverlapBlender;
 
+using wanrt_test::coverage;
 namespace {
 
-const BlendKind kAllKinds[] = {BlendKind::kFlat, BlendKind::kLinear, BlendKind::kCosine,
-                               BlendKind::kPyramid};
-
-// How many chunks of `plan` cover each index, as a tensor broadcasting along `dim` of an
-// `ndim`-D tensor (for the rounding bounds of the half types).
-at::Tensor coverage(const ChunkPlan& plan, std::int64_t ndim, std::int64_t dim) {
-  std::vector<double> count(static_cast<std::size_t>(plan.total), 0.0);
-  for (const auto& c : plan.chunks) {
-    for (std::int64_t i = c.start; i < c.end; ++i) count[static_cast<std::size_t>(i)] += 1.0;
-  }
-  std::vector<std::int64_t> shape(static_cast<std::size_t>(ndim - dim), 1);
-  shape[0] = plan.total;
-  return at::tensor(count, at::kDouble).view(shape);
-}
+const auto& kAllKinds = wanrt_test::kAllBlendKinds;
 
 // Unit roundoff of a dtype (2^-p for p significant bits).
 double unit_roundoff(at::ScalarType dtype) {

@@ -9,27 +9,17 @@
 #include <vector>
 
 #include "chunking/tile_blender.h"
+#include "chunking/blend_test_util.h"
 #include "runtime/error.h"
 
 using wanrt::BlendKind;
 using wanrt::ChunkPlan;
 using wanrt::TileBlender;
 
+using wanrt_test::coverage;
 namespace {
 
-const BlendKind kAllKinds[] = {BlendKind::kFlat, BlendKind::kLinear, BlendKind::kCosine,
-                               BlendKind::kPyramid};
-
-// Count of the plan's chunks covering each index, broadcasting along `dim` of `ndim` dims.
-at::Tensor coverage(const ChunkPlan& plan, std::int64_t ndim, std::int64_t dim) {
-  std::vector<double> count(static_cast<std::size_t>(plan.total), 0.0);
-  for (const auto& c : plan.chunks) {
-    for (std::int64_t i = c.start; i < c.end; ++i) count[static_cast<std::size_t>(i)] += 1.0;
-  }
-  std::vector<std::int64_t> shape(static_cast<std::size_t>(ndim - dim), 1);
-  shape[0] = plan.total;
-  return at::tensor(count, at::kDouble).view(shape);
-}
+const auto& kAllKinds = wanrt_test::kAllBlendKinds;
 
 // Cuts `x` into the tiles of rows x cols over (dh, dw), adds them in a shuffled order into a
 // NaN-filled output; contiguous: copies (CPU kernel) or the strided views (ATen path).
