@@ -25,6 +25,7 @@ PlanOutcome Planner::run() {
     }
   } else {
     cpu_ladder();
+    cpu_user_offload();
   }
   finish();
   return {plan_, est_};

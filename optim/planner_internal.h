@@ -67,6 +67,8 @@ class Planner {
   void gpu_ladder();
   std::string text_encoder_name() const;
   void cpu_ladder();
+  // Applies a user-given offload policy to a CPU plan's residencies (ledger semantics only).
+  void cpu_user_offload();
   void finish();
 
   const ModelRequirements& req_;

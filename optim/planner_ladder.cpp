@@ -43,7 +43,9 @@ bool Planner::vae_rung() {
   if (!v || vae_stages_fit()) return false;
   ComponentPlan& cp = plan_.component(v->name);
   const std::string untiled = vae_peak_text(est_);
-  if (cfg_.enable_aggressive_optimization && cp.compute == Dtype::kFp32 &&
+  // Half-precision VAE only on a GPU: LibTorch's CPU has no bf16 kernel for the decoder's
+  // nearest-exact upsampling (test/optim/test_precision.cpp).
+  if (cfg_.enable_aggressive_optimization && gpu_ && cp.compute == Dtype::kFp32 &&
       plan_.dtype != Dtype::kFp32) {
     cp.storage = cp.compute = plan_.dtype;
     if (attempt(rung::kVaeTiling, fmt::format("VAE in {} (enable_aggressive_optimization)",
@@ -239,12 +241,6 @@ void Planner::cpu_ladder() {
     cp.placement = Placement::kCpu;
     cp.residency = Residency::kDuringUse;
   }
-  if (s_.offload && *s_.offload != OffloadPolicy::kNone) {
-    decide("offload", offload_name(*s_.offload),
-           "given by the user; without a GPU there is nothing to offload to, so it has no "
-           "effect",
-           true);
-  }
   if (!s_.host_residency || *s_.host_residency == HostResidency::kAll) {
     forced_host_ = HostResidency::kAll;
     if (attempt(rung::kCpuResident)) return;
@@ -285,6 +281,34 @@ void Planner::cpu_ladder() {
     }
   }
   plan_.rung = rung::kInfeasible;
+}
+
+void Planner::cpu_user_offload() {
+  if (!s_.offload || *s_.offload == OffloadPolicy::kNone) return;
+  // The residencies the policy gives on a GPU; placements stay on the CPU.
+  const OffloadPolicy policy = *s_.offload;
+  plan_.offload = policy;
+  for (const auto& c : req_.components) {
+    ComponentPlan& cp = plan_.component(c.name);
+    const bool streamed = c.staged() && (policy == OffloadPolicy::kFull
+                                             ? c.role != ComponentRole::kVae
+                                             : policy == OffloadPolicy::kSequential &&
+                                                   c.role == ComponentRole::kDenoiser);
+    cp.residency = streamed ? Residency::kStreamed : Residency::kDuringUse;
+    cp.blocks_resident = -1;
+    cp.prefetch = 0;
+    if (streamed) {
+      cp.blocks_resident = policy == OffloadPolicy::kFull
+                               ? 0
+                               : std::min(s_.blocks_resident.value_or(0), c.num_blocks());
+      cp.prefetch = s_.prefetch.value_or(0);
+    }
+  }
+  summarize_streaming();
+  decide("offload", offload_name(policy),
+         "given by the user; without a GPU the weights stay in RAM, so it changes only the "
+         "residency ledger (acquire/release in the order a GPU run would use)",
+         true);
 }
 
 void Planner::finish() {

@@ -40,6 +40,9 @@ class DeviceBackend {
   virtual AllocatorStats allocator_stats() const = 0;
   /// Resets the allocator's peak counters.
   virtual void reset_peak_stats() = 0;
+  /// Releases cached, unused device memory back to the driver (the CUDA caching allocator's
+  /// free blocks); live tensors are untouched. No-op where there is no such cache (CPU).
+  virtual void empty_cache() {}
 };
 
 /// The host CPU backend; memory comes from /proc/meminfo.

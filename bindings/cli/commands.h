@@ -18,5 +18,7 @@ CommandAction add_inspect_command(CLI::App& app);
 CommandAction add_plan_command(CLI::App& app);
 /// `wanrun doctor`: this machine's resources and which models it can run.
 CommandAction add_doctor_command(CLI::App& app);
+/// `wanrun bench`: a matrix of memory plans on one request; time, memory peaks, deviation.
+CommandAction add_bench_command(CLI::App& app);
 
 }  // namespace wanrt::cli

@@ -11,8 +11,12 @@
 
 #include "bindings/cli/cli_common.h"
 #include "bindings/cli/commands.h"
+#include "bindings/cli/plan_flags.h"
+#include "bindings/cli/plan_report.h"
 #include "bindings/cli/progress_bar.h"
+#include "models/wan22/memory_model.h"
 #include "models/wan22/pipeline.h"
+#include "optim/optimization_manager.h"
 #include "runtime/error.h"
 #include "runtime/image_reader.h"
 #include "runtime/video_writer.h"
@@ -29,7 +33,101 @@ struct GenerateOptions {
   int threads = 0;
   std::string progress = "auto";
   bool json = false, no_verify = false, no_stream = false;
+  // Memory optimization (docs/optimization.md).
+  bool auto_optimize = false, no_fallback = false;
+  PlanFlags flags;
+  std::string vram_budget, optim_config;
 };
+
+// The plan to run with: none (the plain pipeline: everything resident on the CPU in the stored
+// dtype) unless --auto-optimize, a plan flag or --optim-config is given; then the planner's,
+// with the flags fixed. A plan the estimate says does not fit is refused with its guidance.
+std::optional<OptimizationResult> plan_request(const GenerateOptions& o, const std::string& bundle,
+                                               const wan22::GenerateRequest& request,
+                                               std::int64_t vram_budget) {
+  if (!o.auto_optimize && !o.flags.any() && o.optim_config.empty()) return std::nullopt;
+  const OptimizationConfig config =
+      o.optim_config.empty() ? OptimizationConfig{} : load_optimization_config(o.optim_config);
+  const OptimizationManager manager = wan22::make_optimization_manager(config);
+  SystemResources resources = manager.analyze_system_resources();
+  if (vram_budget > 0) {
+    for (GpuInfo& gpu : resources.gpus) {
+      gpu.free_bytes = std::min(gpu.free_bytes, vram_budget);
+      gpu.total_bytes = std::min(gpu.total_bytes, vram_budget);
+    }
+  }
+  BundleOptions bundle_options;
+  bundle_options.verify = false;  // the load verifies
+  const wan22::WanSpec spec = wan22::read_wan_spec(read_bundle(bundle, bundle_options));
+  const wan22::ResolvedRequest r = wan22::resolve_request(spec, request);
+  Workload workload;
+  workload.width = r.width;
+  workload.height = r.height;
+  workload.frames = r.frames;
+  workload.image = r.has_image;
+  PlanSettings settings = o.flags.settings();
+  // The request's chunking is the user's: the planner must not change it.
+  if (request.chunk_frames) {
+    settings.frame_chunk = r.chunk_frames > 0 ? (r.chunk_frames - 1) / spec.vae_stride[0] + 1 : 0;
+  }
+  if (request.vae_tile) settings.vae_tile = r.vae_tile / spec.vae_stride[1];
+  OptimizationResult result =
+      manager.get_optimization_recommendations(bundle, workload, settings, resources);
+  if (!result.feasible()) {
+    print_result(result, false);
+    throw Error(ErrorCategory::kResources,
+                fmt::format("{} at {}x{}, {} frames does not fit this machine", result.model_id,
+                            workload.width, workload.height, workload.frames),
+                "see the guidance above; `wanrun plan` shows the same plan without loading");
+  }
+  return result;
+}
+
+// Chunking the planner chose, where the user left it open.
+void apply_plan_chunking(const OptimizationPlan& plan, const wan22::WanSpec& spec,
+                         wan22::GenerateRequest& request) {
+  if (!request.chunk_frames && plan.frame_chunking.enabled) {
+    request.chunk_frames = (plan.frame_chunking.window - 1) * spec.vae_stride[0] + 1;
+    request.chunk_overlap = plan.frame_chunking.overlap * spec.vae_stride[0];
+  }
+  if (!request.vae_tile && plan.vae_tiling.enabled) {
+    request.vae_tile = plan.vae_tiling.tile_h * spec.vae_stride[1];
+  }
+}
+
+nlohmann::json plan_json(const GenerateOptions& o, const wan22::Pipeline& pipeline,
+                         const wan22::GenerateResult& result, std::int64_t vram_budget) {
+  const OptimizationPlan& plan = pipeline.residency().plan();
+  nlohmann::json fallbacks = nlohmann::json::array();
+  for (const FallbackStep& f : result.fallbacks) {
+    fallbacks.push_back({{"component", f.component}, {"from", f.from}, {"to", f.to},
+                         {"error", f.error}});
+  }
+  nlohmann::json components = nlohmann::json::array();
+  for (const ComponentPlan& c : plan.components) {
+    components.push_back({{"name", c.name},
+                          {"placement", c.placement == Placement::kCpu ? "cpu" : "device"},
+                          {"storage", dtype_name(c.storage)},
+                          {"compute", dtype_name(c.compute)},
+                          {"residency", residency_name(c.residency)},
+                          {"blocks_resident", c.blocks_resident},
+                          {"prefetch", c.prefetch}});
+  }
+  return {{"device", plan.device},
+          {"threads", at::get_num_threads()},
+          {"dtype", dtype_name(plan.dtype)},
+          {"offload", offload_name(plan.offload)},
+          {"blocks_resident", plan.blocks_resident},
+          {"prefetch", plan.prefetch},
+          {"text_encoder", text_encoder_placement_name(plan.text_encoder)},
+          {"rung", plan.rung},
+          {"auto_optimize", o.auto_optimize},
+          {"summary", result.plan_summary},
+          {"components", components},
+          {"vram_budget_bytes", vram_budget > 0 ? nlohmann::json(vram_budget) : nlohmann::json()},
+          {"ledger_peak_bytes", result.ledger_peak_bytes},
+          {"fallbacks", fallbacks}};
+}
 
 void write_text_atomic(const std::string& path, const std::string& text) {
   const std::filesystem::path target(path);
@@ -68,7 +166,7 @@ nlohmann::json chunking_json(const GenerateOptions& o, const wan22::ResolvedRequ
 
 nlohmann::json report_json(const GenerateOptions& o, const std::string& bundle,
                            const wan22::Pipeline& pipeline, const wan22::GenerateResult& result,
-                           double total_seconds) {
+                           double total_seconds, std::int64_t vram_budget) {
   const auto& r = result.request;
   nlohmann::json times = nlohmann::json::object();
   nlohmann::json peaks = nlohmann::json::object();
@@ -96,12 +194,11 @@ nlohmann::json report_json(const GenerateOptions& o, const std::string& bundle,
         {"shift", r.shift},
         {"sampler", r.sampler},
         {"user_set", r.user_set}}},
-      {"plan",
-       {{"device", "cpu"},
-        {"threads", at::get_num_threads()},
-        {"dtype", "as stored"},
-        {"offload", "none"},
-        {"chunking", chunking_json(o, r, result)}}},
+      {"plan", [&] {
+         nlohmann::json plan = plan_json(o, pipeline, result, vram_budget);
+         plan["chunking"] = chunking_json(o, r, result);
+         return plan;
+       }()},
       {"fps", result.fps},
       {"expert_trace", result.expert_trace},
       {"times_s", times},
@@ -121,15 +218,8 @@ int run_generate(const GenerateOptions& o) {
   const auto start = std::chrono::steady_clock::now();
   ProgressBar bar(ProgressBar::parse_mode(o.progress));
 
-  wan22::LoadOptions load;
-  load.verify = !o.no_verify;
-  load.threads = o.threads;
-  load.hash_progress = [&bar](const std::string& file, std::int64_t done, std::int64_t total) {
-    const auto mib = [](std::int64_t b) { return static_cast<int>(b >> 20); };
-    bar.update("verify " + std::filesystem::path(file).filename().string(), mib(done), mib(total));
-  };
-  auto pipeline = wan22::Pipeline::load(bundle, load);
-
+  const std::int64_t vram_budget =
+      o.vram_budget.empty() ? 0 : parse_byte_size(o.vram_budget, "--vram-budget");
   wan22::GenerateRequest request;
   request.prompt = o.prompt;
   if (!o.negative_prompt.empty()) request.negative_prompt = o.negative_prompt;
@@ -149,6 +239,23 @@ int run_generate(const GenerateOptions& o) {
   request.chunk_overlap = o.chunk_overlap;
   request.vae_tile = o.vae_tile;
   if (!o.blend.empty()) request.blend = o.blend;
+  const std::optional<OptimizationResult> planned = plan_request(o, bundle, request, vram_budget);
+
+  wan22::LoadOptions load;
+  load.verify = !o.no_verify;
+  if (planned) load.plan = planned->plan;
+  load.vram_budget = vram_budget;
+  load.fallback = !o.no_fallback;
+  load.threads = o.threads;
+  load.hash_progress = [&bar](const std::string& file, std::int64_t done, std::int64_t total) {
+    const auto mib = [](std::int64_t b) { return static_cast<int>(b >> 20); };
+    bar.update("verify " + std::filesystem::path(file).filename().string(), mib(done), mib(total));
+  };
+  auto pipeline = wan22::Pipeline::load(bundle, load);
+  if (planned) apply_plan_chunking(planned->plan, pipeline->spec(), request);
+  if (!o.json && planned) {
+    fmt::print(stderr, "plan: {} ({})\n", summary_line(*planned), planned->plan.rung);
+  }
 
   // Frames go to the writer as the VAE decodes them (only FILE.pt collects them); the
   // writer's temporary is removed if anything fails before finish().
@@ -174,13 +281,16 @@ int run_generate(const GenerateOptions& o) {
   bar.finish();
 
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const nlohmann::json report = report_json(o, bundle, *pipeline, result, total);
+  const nlohmann::json report = report_json(o, bundle, *pipeline, result, total, vram_budget);
   std::string sidecar = o.out;
   while (!sidecar.empty() && sidecar.back() == '/') sidecar.pop_back();
   write_text_atomic(sidecar + ".json", report.dump(2) + "\n");
   if (o.json) {
     fmt::print("{}\n", report.dump(2));
   } else {
+    for (const FallbackStep& f : result.fallbacks) {
+      fmt::print(stderr, "fallback: {} ran out of memory; {} -> {}\n", f.component, f.from, f.to);
+    }
     fmt::print("wrote {} ({} frames, {}x{}, {} fps, seed {}) in {:.1f} s\n", o.out,
                result.frame_count, result.request.width, result.request.height, result.fps,
                result.request.seed, total);
@@ -218,6 +328,17 @@ CommandAction add_generate_command(CLI::App& app) {
   cmd->add_option("-o,--out", opts->out, "Output: FILE.mp4 (H.264), FILE.pt (uint8 tensor) or DIR/ (PNG frames)")
       ->default_val("output.mp4");
   cmd->add_option("-t,--threads", opts->threads, "CPU threads (default: one per core)")->default_val(0);
+  cmd->add_flag("--auto-optimize", opts->auto_optimize,
+                "Plan device, precision, offload and chunking for this machine (as `wanrun "
+                "plan`); refuse with guidance when nothing fits");
+  opts->flags.add_to(cmd);
+  cmd->add_option("--vram-budget", opts->vram_budget,
+                  "Device memory the weights may hold (e.g. 6GiB); exceeding it is handled like "
+                  "an out-of-memory error: the plan steps down and the stage is retried");
+  cmd->add_option("--optim-config", opts->optim_config,
+                  "Optimization config YAML (docs/optimization.md); implies planning");
+  cmd->add_flag("--no-fallback", opts->no_fallback,
+                "Fail on out-of-memory instead of stepping the plan down and retrying");
   cmd->add_flag("--json", opts->json, "Print the run report as JSON on stdout");
   cmd->add_flag("--no-verify", opts->no_verify, "Skip the sha256 check of the bundle files");
   cmd->add_flag("--no-stream", opts->no_stream,

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "bindings/cli/commands.h"
 #include "runtime/error.h"
@@ -18,9 +19,9 @@ struct Planned {
   const char* issue;  // where the implementation is tracked, for the "not built yet" message
 };
 
-const Planned kPlanned[] = {
-    {"bench", "Measure VRAM/speed trade-offs over a matrix of plans", "the bench issue"},
-};
+// Subcommands declared before they are built (none at present): each answers with a usage
+// error naming the issue that tracks it.
+const std::vector<Planned> kPlanned = {};
 
 }  // namespace
 
@@ -40,6 +41,8 @@ int main(int argc, char** argv) {
     actions[app.get_subcommand("plan")] = std::move(plan);
     auto doctor = wanrt::cli::add_doctor_command(app);
     actions[app.get_subcommand("doctor")] = std::move(doctor);
+    auto bench = wanrt::cli::add_bench_command(app);
+    actions[app.get_subcommand("bench")] = std::move(bench);
   } catch (const std::exception& e) {
     fmt::print(stderr, "error [internal]: {}\n", e.what());
     return wanrt::exit_code(wanrt::ErrorCategory::kInternal);

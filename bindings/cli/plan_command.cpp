@@ -8,6 +8,7 @@
 
 #include "bindings/cli/cli_common.h"
 #include "bindings/cli/commands.h"
+#include "bindings/cli/plan_flags.h"
 #include "bindings/cli/plan_report.h"
 #include "models/wan22/memory_model.h"
 #include "runtime/error.h"
@@ -19,29 +20,13 @@ struct PlanOptions {
   std::string model, profile, size;
   int frames = 0;
   bool image = false, json = false, details = false;
-  std::string dtype, offload, text_encoder, attention, device, host_residency;
-  std::optional<int> blocks_resident, prefetch, frame_chunk, vae_tile;
+  PlanFlags flags;
+  std::optional<int> frame_chunk, vae_tile;
   MachineOptions machine;
 };
 
 PlanSettings settings_of(const PlanOptions& o) {
-  PlanSettings s;
-  if (!o.device.empty()) s.device = o.device;
-  if (!o.dtype.empty()) s.dtype = parse_dtype(o.dtype, "--dtype");
-  if (!o.offload.empty()) s.offload = parse_offload(o.offload, "--offload");
-  if (!o.text_encoder.empty()) {
-    s.text_encoder = parse_text_encoder_placement(o.text_encoder, "--text-encoder");
-  }
-  if (!o.attention.empty()) s.attention = parse_attention(o.attention, "--attention");
-  if (!o.host_residency.empty()) {
-    if (o.host_residency != "all" && o.host_residency != "on_demand") {
-      throw Error(ErrorCategory::kUsage,
-                  fmt::format("--host-residency '{}' is not all or on_demand", o.host_residency));
-    }
-    s.host_residency = o.host_residency == "all" ? HostResidency::kAll : HostResidency::kOnDemand;
-  }
-  s.blocks_resident = o.blocks_resident;
-  s.prefetch = o.prefetch;
+  PlanSettings s = o.flags.settings();
   s.frame_chunk = o.frame_chunk;
   s.vae_tile = o.vae_tile;
   return s;
@@ -87,16 +72,7 @@ CommandAction add_plan_command(CLI::App& app) {
   cmd->add_option("--size", o->size, "WIDTHxHEIGHT (default: the model's)");
   cmd->add_option("--frames", o->frames, "Frames, 4n+1 (default: the model's)");
   cmd->add_flag("--image", o->image, "Image-conditioned request (TI2V: per-token timesteps)");
-  cmd->add_option("--device", o->device,
-                  "cpu, cuda or cuda:N (default: the largest GPU, else cpu)");
-  cmd->add_option("--dtype", o->dtype, "fp32 | bf16 | fp16 (default: from the device)");
-  cmd->add_option("--offload", o->offload, "none | model | sequential | full (default: planned)");
-  cmd->add_option("--blocks-resident", o->blocks_resident, "Resident DiT blocks when streaming");
-  cmd->add_option("--prefetch", o->prefetch, "Blocks prefetched ahead when streaming");
-  cmd->add_option("--text-encoder", o->text_encoder, "device | offload | cpu (default: planned)");
-  cmd->add_option("--attention", o->attention,
-                  "Attention baked into the bundle: math (PyTorch 1.13 exports, default) | sdpa");
-  cmd->add_option("--host-residency", o->host_residency, "all | on_demand (default: planned)");
+  o->flags.add_to(cmd);
   cmd->add_option("--frame-chunk", o->frame_chunk, "Latent frames per denoising window (0: off)");
   cmd->add_option("--vae-tile", o->vae_tile, "Latent pixels per VAE decode tile side (0: off)");
   o->machine.add_to(cmd);

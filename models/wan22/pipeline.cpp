@@ -13,10 +13,12 @@
 #include "models/wan22/tokenizer.h"
 #include "models/wan22/vae_decoder.h"
 #include "runtime/component.h"
+#include "runtime/device_backend.h"
 #include "runtime/error.h"
 #include "runtime/memory_monitor.h"
 #include "runtime/staged_executor.h"
 #include "runtime/threads.h"
+#include "runtime/tracking_allocator.h"
 
 namespace wanrt::wan22 {
 namespace {
@@ -37,7 +39,40 @@ void report(const Callbacks& callbacks, const char* stage, int step, int total) 
   if (callbacks.progress) callbacks.progress(ProgressEvent{stage, step, total});
 }
 
+int cuda_index(const std::string& device) {
+  const std::size_t colon = device.find(':');
+  return colon == std::string::npos ? 0 : std::stoi(device.substr(colon + 1));
+}
+
+std::string plan_summary(const OptimizationPlan& plan) {
+  std::string text = fmt::format("device {}, dtype {}, offload {}", plan.device,
+                                 dtype_name(plan.dtype), offload_name(plan.offload));
+  if (plan.offload == OffloadPolicy::kSequential || plan.offload == OffloadPolicy::kFull) {
+    text += fmt::format(", blocks resident {}, prefetch {}", plan.blocks_resident, plan.prefetch);
+  }
+  return text + fmt::format(", text encoder {}", text_encoder_placement_name(plan.text_encoder));
+}
+
 }  // namespace
+
+OptimizationPlan resident_plan(const BundleManifest& manifest, const std::string& device) {
+  OptimizationPlan plan;
+  plan.device = device;
+  plan.offload = OffloadPolicy::kNone;
+  plan.rung = "resident (stored dtype)";
+  plan.feasible = true;
+  bool all_fp32 = true;
+  for (const ComponentEntry& entry : manifest.components) {
+    ComponentPlan c;
+    c.name = entry.name;
+    c.storage = c.compute = parse_dtype(entry.dtype, "component " + entry.name + " dtype");
+    c.residency = Residency::kWholeRun;
+    all_fp32 = all_fp32 && c.storage == Dtype::kFp32;
+    plan.components.push_back(c);
+  }
+  if (all_fp32) plan.dtype = Dtype::kFp32;
+  return plan;
+}
 
 struct Pipeline::Impl {
   BundleManifest manifest;
@@ -48,14 +83,67 @@ struct Pipeline::Impl {
   std::unique_ptr<Component> vae;
   std::unique_ptr<StagedExecutor> text_executor;
   std::map<std::string, std::unique_ptr<StagedExecutor>> dit_executors;
+  std::unique_ptr<ResidencyManager> residency;
+  std::unique_ptr<DeviceBackend> backend;
+  bool fallback = true;
   double load_seconds = 0;
+
+  // Runs `fn` (one stage of `component`); after an out-of-memory error steps the plan down and
+  // runs it again, until it fits or nothing cheaper is left.
+  template <class F>
+  auto guarded(const std::string& component, F&& fn) -> decltype(fn()) {
+    for (;;) {
+      try {
+        return fn();
+      } catch (const Error& e) {
+        if (e.category() != ErrorCategory::kOutOfMemory || !fallback) throw;
+        step_down(component, e);
+      }
+    }
+  }
+
+  void step_down(const std::string& component, const Error& error) {
+    std::string message = error.what();
+    for (;;) {
+      try {
+        if (backend) backend->empty_cache();
+        const std::optional<FallbackStep> step = residency->step_down(component, message);
+        if (!step) {
+          throw Error(
+              ErrorCategory::kOutOfMemory,
+              fmt::format("{}; no cheaper plan is left (the smallest needs {} of device memory "
+                          "for weights)",
+                          message, format_gib(residency->minimum_device_bytes())),
+              fmt::format("give the device at least {} plus activations (--vram-budget), lower "
+                          "--size or --frames, or run on the CPU (--device cpu)",
+                          format_gib(residency->minimum_device_bytes())));
+        }
+        return;
+      } catch (const Error& again) {
+        // Re-acquiring under the cheaper plan can run out too: step further down.
+        if (again.category() != ErrorCategory::kOutOfMemory ||
+            std::string(again.what()).find("no cheaper plan") != std::string::npos) {
+          throw;
+        }
+        message = again.what();
+      }
+    }
+  }
+
+  at::Device device_of(const std::string& component) const {
+    return residency->device_of(component);
+  }
 
   // Prompt -> context [1, text_len, dim] float32, zero beyond the real tokens.
   at::Tensor encode_text(const std::string& text, const Callbacks& callbacks) {
     const Tokenizer::Encoded tokens = tokenizer->encode(text);
-    const std::vector<at::Tensor> out =
-        text_executor->run({tokens.ids, tokens.mask}, nullptr, callbacks.cancelled);
-    at::Tensor hidden = out.at(0).to(at::kFloat);
+    const at::Device device = device_of("text_encoder");
+    const std::vector<at::Tensor> out = guarded("text_encoder", [&] {
+      residency->enter("text_encoder");
+      return text_executor->run({tokens.ids.to(device), tokens.mask.to(device)},
+                                residency->hooks("text_encoder"), callbacks.cancelled);
+    });
+    at::Tensor hidden = out.at(0).to(at::kCPU).to(at::kFloat);
     at::Tensor context = at::zeros_like(hidden.slice(0, 0, 1));
     context.slice(1, 0, tokens.length).copy_(hidden.slice(0, 0, 1).slice(1, 0, tokens.length));
     return context;
@@ -64,11 +152,29 @@ struct Pipeline::Impl {
   at::Tensor run_dit(const std::string& name, const at::Tensor& x, const at::Tensor& t,
                      const at::Tensor& context, const Callbacks& callbacks, int& calls) {
     ++calls;
-    return dit_executors.at(name)->run({x, t, context}, nullptr, callbacks.cancelled).at(0);
+    const at::Device device = device_of(name);
+    return guarded(name, [&] {
+      residency->enter(name);
+      return dit_executors.at(name)
+          ->run({x.to(device), t.to(device), context.to(device)}, residency->hooks(name),
+                callbacks.cancelled)
+          .at(0)
+          .to(at::kCPU)
+          .to(at::kFloat);
+    });
   }
 
   at::Tensor vae_encode(const at::Tensor& video) {
-    return vae->module().get_method("encode")({video}).toTensor();
+    const at::Tensor out = guarded("vae", [&] {
+      residency->enter("vae");
+      return vae->module()
+          .get_method("encode")({video.to(device_of("vae"), residency->compute_dtype("vae"))})
+          .toTensor()
+          .to(at::kCPU)
+          .to(at::kFloat);
+    });
+    residency->leave("vae");
+    return out;
   }
 };
 
@@ -106,6 +212,35 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& bundle_dir, const Lo
   for (const auto& [name, component] : impl->experts) {
     impl->dit_executors[name] = std::make_unique<StagedExecutor>(*component);
   }
+
+  // The plan: dtypes are applied now (in place, on the host copies); weights move to the
+  // compute device during generate() as each component's residency says.
+  OptimizationPlan plan = options.plan ? *options.plan : resident_plan(impl->manifest);
+  if (!plan.on_gpu()) {
+    // Without a GPU the CPU is the compute device: the ledger counts the weights the plan
+    // holds "on the device" (they stay in RAM either way), in the order a GPU run would.
+    for (ComponentPlan& c : plan.components) {
+      c.placement = Placement::kDevice;
+      if (plan.offload == OffloadPolicy::kNone) c.residency = Residency::kWholeRun;
+    }
+  }
+  std::vector<ManagedComponent> managed;
+  auto add = [&](const Component& c, ComponentRole role) {
+    managed.push_back({c.entry().name, role, c.module(), c.blocks(), c.entry().keep_fp32});
+  };
+  add(*impl->text_encoder, ComponentRole::kTextEncoder);
+  for (const auto& [name, component] : impl->experts) add(*component, ComponentRole::kDenoiser);
+  add(*impl->vae, ComponentRole::kVae);
+  std::unique_ptr<DeviceTransfer> transfer;
+  if (plan.on_gpu()) {
+    impl->backend = make_cuda_backend(cuda_index(plan.device));
+    transfer = make_cuda_transfer(cuda_index(plan.device));
+  } else {
+    transfer = make_cpu_transfer();
+  }
+  impl->residency = std::make_unique<ResidencyManager>(std::move(managed), std::move(plan),
+                                                       std::move(transfer), options.vram_budget);
+  impl->fallback = options.fallback;
   impl->load_seconds = seconds_since(start);
   return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
 }
@@ -113,6 +248,7 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& bundle_dir, const Lo
 const WanSpec& Pipeline::spec() const { return impl_->spec; }
 const BundleManifest& Pipeline::manifest() const { return impl_->manifest; }
 double Pipeline::load_seconds() const { return impl_->load_seconds; }
+const ResidencyManager& Pipeline::residency() const { return *impl_->residency; }
 
 ResolvedRequest Pipeline::resolve(const GenerateRequest& request) const {
   return resolve_request(impl_->spec, request);
@@ -128,12 +264,38 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const Callback
   result.fps = spec.sampling.fps;
   MemoryMonitor memory;
   memory.reset_peak();
+  ResidencyManager& residency = *p.residency;
+  const std::size_t fallbacks_before = residency.fallbacks().size();
+  residency.ledger().reset_peak();
+  p.guarded("pipeline", [&] { residency.begin_run(); });
+  // Whatever happens, the run ends with no weights held on the device.
+  struct EndRun {
+    Impl& p;
+    ~EndRun() {
+      try {
+        p.residency->end_run();
+      } catch (...) {
+      }
+    }
+  } end_run{p};
   // Each stage gets its own peak window; the run's peak is the largest of them.
-  auto end_stage = [&](const char* stage, Clock::time_point start) {
-    const std::int64_t peak = memory.sample().peak_rss;
-    result.peak_rss_bytes = std::max(result.peak_rss_bytes, peak);
-    result.times.push_back({stage, seconds_since(start), peak});
+  const bool tracking = cpu_tracking_installed();
+  auto reset_peaks = [&] {
     memory.reset_peak();
+    if (tracking) reset_cpu_tracked_peak();
+    if (p.backend) p.backend->reset_peak_stats();
+  };
+  reset_peaks();
+  auto end_stage = [&](const char* stage, Clock::time_point start) {
+    StageTime t;
+    t.stage = stage;
+    t.seconds = seconds_since(start);
+    t.peak_rss_bytes = memory.sample().peak_rss;
+    if (tracking) t.peak_tracked_bytes = cpu_tracked_peak();
+    if (p.backend) t.peak_device_bytes = p.backend->allocator_stats().peak_allocated;
+    result.peak_rss_bytes = std::max(result.peak_rss_bytes, t.peak_rss_bytes);
+    result.times.push_back(t);
+    reset_peaks();
   };
 
   auto stage_start = Clock::now();
@@ -142,6 +304,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const Callback
   report(callbacks, "text_encoder", 1, 2);
   const at::Tensor context_null = p.encode_text(r.negative_prompt, callbacks);
   report(callbacks, "text_encoder", 2, 2);
+  residency.leave("text_encoder");
   end_stage("text_encoder", stage_start);
 
   const std::vector<int64_t> shape = r.latent_shape(spec);
@@ -189,6 +352,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const Callback
                                                shape[3] / spec.patch[2]})
                                 : at::Tensor();
   const int total = static_cast<int>(timesteps.size());
+  std::string active_expert;
   for (int i = 0; i < total; ++i) {
     check_cancelled(callbacks, fmt::format("denoising step {}", i + 1).c_str());
     const std::int64_t t_int = timesteps[i];
@@ -196,6 +360,10 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const Callback
     const std::string& name =
         spec.is_moe() ? (high ? spec.experts[0] : spec.experts[1]) : spec.experts[0];
     const double g = high ? r.guide_high : r.guide_low;
+    if (name != active_expert) {
+      if (!active_expert.empty()) residency.leave(active_expert);
+      active_expert = name;
+    }
     const at::Tensor t_val = at::full({1}, static_cast<float>(t_int), at::kFloat);
     // The guided velocity of latent frames [start, end): the whole latent without windows.
     auto guided_velocity = [&](const Chunk& w) {
@@ -232,6 +400,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const Callback
     result.expert_trace.push_back(name);
     report(callbacks, "denoise", i + 1, total);
   }
+  if (!active_expert.empty()) residency.leave(active_expert);
   end_stage("denoise", stage_start);
 
   // Causal decode one latent frame at a time: the same frames as decode(), flat memory; the
@@ -249,19 +418,38 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const Callback
                                       VaeDecoder::tile_plan(shape[3], decode.tiling).chunks.size());
   std::vector<at::Tensor> videos;
   const VaeDecoder decoder(p.vae->module(), spec.vae_stride[0], spec.vae_stride[1]);
-  result.frame_count = decoder.decode(latent, decode, [&](const at::Tensor& video) {
-    if (callbacks.on_frames) {
-      callbacks.on_frames(frames_to_uint8(video));
-    } else {
-      videos.push_back(video);
-    }
+  // A retry after a fallback decodes from the start again; the frames already handed on are
+  // skipped (decoding is deterministic), so a streamed output sees each frame once.
+  std::int64_t emitted = 0;
+  result.frame_count = p.guarded("vae", [&] {
+    residency.enter("vae");
+    std::int64_t seen = 0;
+    const at::Tensor z = latent.to(p.device_of("vae"), residency.compute_dtype("vae"));
+    return decoder.decode(z, decode, [&](const at::Tensor& chunk) {
+      const std::int64_t n = chunk.size(1);
+      const std::int64_t skip = std::min(n, std::max<std::int64_t>(0, emitted - seen));
+      seen += n;
+      if (skip == n) return;
+      const at::Tensor video = skip > 0 ? chunk.slice(1, skip) : chunk;
+      emitted += video.size(1);
+      if (callbacks.on_frames) {
+        callbacks.on_frames(frames_to_uint8(video));
+      } else {
+        videos.push_back(video);
+      }
+    });
   });
+  residency.leave("vae");
   if (!callbacks.on_frames) {
     result.video = videos.size() == 1 ? videos[0] : at::cat(videos, 1);
     videos.clear();
     result.frames = frames_to_uint8(result.video);
   }
   end_stage("vae_decode", stage_start);
+  result.ledger_peak_bytes = residency.ledger().peak();
+  result.fallbacks.assign(residency.fallbacks().begin() + static_cast<std::ptrdiff_t>(fallbacks_before),
+                          residency.fallbacks().end());
+  result.plan_summary = plan_summary(residency.plan());
   return result;
 }
 

@@ -6,11 +6,14 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "models/wan22/model_spec.h"
 #include "models/wan22/request.h"
+#include "optim/optim_types.h"
+#include "optim/residency_manager.h"
 
 namespace wanrt::wan22 {
 
@@ -24,6 +27,16 @@ struct LoadOptions {
   bool jit_optimize = false;
   /// Called while hashing large files: (file, bytes done, bytes total).
   std::function<void(const std::string&, std::int64_t, std::int64_t)> hash_progress;
+  /// The memory plan to apply (wan22::plan_pipeline or OptimizationManager): device, dtypes,
+  /// offload policy per component. None: every component resident on the CPU in its stored
+  /// dtype (the plain pipeline).
+  std::optional<OptimizationPlan> plan;
+  /// Device memory budget in bytes for the residency ledger (0: none). Holding more weights
+  /// than this is an out-of-memory error, handled like a CUDA one (see `fallback`).
+  std::int64_t vram_budget = 0;
+  /// After an out-of-memory error in a stage, step the plan down (ResidencyManager::step_down)
+  /// and retry the stage; false: fail at once.
+  bool fallback = true;
 };
 
 /// One progress report: a stage ("text_encoder", "denoise", "vae_decode", ...) and how far.
@@ -52,6 +65,11 @@ struct StageTime {
   std::string stage;
   double seconds = 0;
   std::int64_t peak_rss_bytes = 0;  ///< peak RSS while the stage ran (process-wide)
+  /// Peak of live LibTorch CPU tensor bytes while the stage ran (runtime/tracking_allocator.h;
+  /// 0 unless install_cpu_tracking() was called).
+  std::int64_t peak_tracked_bytes = 0;
+  /// Peak of the CUDA caching allocator's allocated bytes while the stage ran (0 on the CPU).
+  std::int64_t peak_device_bytes = 0;
 };
 
 /// What a generation produced and how it went.
@@ -69,11 +87,19 @@ struct GenerateResult {
   int denoise_windows = 1;   ///< latent-frame windows per step (1 without chunk_frames)
   int vae_tiles = 1;         ///< spatial VAE tiles (1 without vae_tile)
   std::int64_t frame_count = 0;  ///< video frames produced (also when streamed)
+  std::vector<FallbackStep> fallbacks;   ///< automatic fallbacks taken during this run
+  std::int64_t ledger_peak_bytes = 0;    ///< the residency ledger's peak during this run
+  std::string plan_summary;              ///< the plan as applied at the end of the run
 };
 
-/// A loaded Wan 2.2 bundle, ready to generate. Components stay in host memory; the
-/// optimization layer decides placement (later); today everything runs on the CPU in the
-/// stored dtype (fp32 bundles give results equal to the Python reference within 1e-4).
+/// The plan of the plain pipeline: every component of `manifest` resident on `device` for the
+/// whole run in its stored dtype, nothing offloaded.
+OptimizationPlan resident_plan(const BundleManifest& manifest, const std::string& device = "cpu");
+
+/// A loaded Wan 2.2 bundle, ready to generate. Components are loaded to host memory; the plan
+/// (LoadOptions::plan) decides their dtype, the compute device and when weights move there.
+/// Without a plan everything runs on the CPU in the stored dtype (fp32 bundles give results
+/// equal to the Python reference within 1e-4).
 class Pipeline {
  public:
   /// Reads and verifies the bundle, loads every component. Throws Error(kBundle) on a bad
@@ -90,6 +116,8 @@ class Pipeline {
   const BundleManifest& manifest() const;
   /// Seconds spent loading components.
   double load_seconds() const;
+  /// Weights, plan and residency ledger (the plan may change during generate() by fallback).
+  const ResidencyManager& residency() const;
 
   /// Validates and fills a request without running it (Error(kUsage) on bad values).
   ResolvedRequest resolve(const GenerateRequest& request) const;

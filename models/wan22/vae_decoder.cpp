@@ -124,7 +124,7 @@ std::int64_t VaeDecoder::decode(const at::Tensor& latent, const VaeDecodeOptions
       tile.cache = out->elements()[1];
     }
     at::Tensor video = pieces.size() == 1 ? pieces[0] : at::cat(pieces, 2);
-    return video[0].to(at::kFloat);
+    return video[0].to(at::kCPU).to(at::kFloat);
   };
 
   std::int64_t next = 0, produced = 0;

@@ -59,6 +59,8 @@ class CudaBackend final : public DeviceBackend {
     return out;
   }
   void reset_peak_stats() override { c10::cuda::CUDACachingAllocator::resetPeakStats(index_); }
+  // Frees the cached blocks of every device: LibTorch offers no per-device variant.
+  void empty_cache() override { c10::cuda::CUDACachingAllocator::emptyCache(); }
 
  private:
   int index_;

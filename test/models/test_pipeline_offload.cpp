@@ -1,0 +1,238 @@
+// The pipeline under memory plans on the tiny bundles: every offload policy gives the plain
+// pipeline's frames bit for bit with a smaller ledger peak; an imposed --vram-budget makes the
+// run step its plan down (automatic fallback) and still give the same frames; half precision
+// stays close to fp32 without being equal.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/wan22/pipeline.h"
+#include "runtime/error.h"
+#include "support/tiny_bundles.h"
+
+using wanrt::ComponentPlan;
+using wanrt::Dtype;
+using wanrt::OffloadPolicy;
+using wanrt::OptimizationPlan;
+using wanrt::Residency;
+using wanrt::wan22::GenerateRequest;
+using wanrt::wan22::GenerateResult;
+using wanrt::wan22::Pipeline;
+
+namespace {
+
+GenerateRequest request_for(const Pipeline& pipeline) {
+  GenerateRequest request;
+  request.prompt = "a lighthouse in a storm";
+  request.seed = 11;
+  request.frames = 5;
+  request.steps = 3;
+  if (pipeline.spec().task == "i2v") {
+    request.image = at::full({64, 48, 3}, 128, at::kByte);
+  }
+  return request;
+}
+
+std::unique_ptr<Pipeline> load(const std::string& bundle,
+                               const std::optional<OptimizationPlan>& plan = std::nullopt,
+                               std::int64_t budget = 0, bool fallback = true) {
+  wanrt::wan22::LoadOptions options;
+  options.threads = 1;
+  options.plan = plan;
+  options.vram_budget = budget;
+  options.fallback = fallback;
+  return Pipeline::load(wanrt_test::tiny_bundle(bundle), options);
+}
+
+bool is_denoiser(const std::string& name) { return name != "text_encoder" && name != "vae"; }
+
+// The resident plan with `policy` applied the way ARCHITECTURE.md describes it.
+OptimizationPlan with_policy(OptimizationPlan plan, OffloadPolicy policy, int k, int prefetch) {
+  plan.offload = policy;
+  for (ComponentPlan& c : plan.components) {
+    switch (policy) {
+      case OffloadPolicy::kNone:
+        c.residency = Residency::kWholeRun;
+        break;
+      case OffloadPolicy::kModel:
+        c.residency = Residency::kDuringUse;
+        break;
+      case OffloadPolicy::kSequential:
+        c.residency = is_denoiser(c.name) ? Residency::kStreamed : Residency::kDuringUse;
+        break;
+      case OffloadPolicy::kFull:
+        c.residency = c.name == "vae" ? Residency::kDuringUse : Residency::kStreamed;
+        break;
+    }
+    if (c.residency == Residency::kStreamed) {
+      c.blocks_resident = policy == OffloadPolicy::kFull ? 0 : k;
+      c.prefetch = prefetch;
+    }
+  }
+  return plan;
+}
+
+// Stored bytes of all components of the bundle (the manifest's sizes, independent of the ledger).
+std::int64_t total_bytes(const Pipeline& p) {
+  std::int64_t total = 0;
+  for (const auto& c : p.manifest().components) total += c.bytes;
+  return total;
+}
+
+std::int64_t largest_component(const Pipeline& p) {
+  std::int64_t largest = 0;
+  for (const auto& c : p.manifest().components) largest = std::max(largest, c.bytes);
+  return largest;
+}
+
+std::int64_t component_bytes(const Pipeline& p, const std::string& name) {
+  for (const auto& c : p.manifest().components) {
+    if (c.name == name) return c.bytes;
+  }
+  FAIL("no component " << name);
+  return 0;
+}
+
+// A budget below the resident plan that the VAE (not streamable) still fits in, and that a
+// DiT does not fit in whole: the largest of the VAE and three quarters of the largest DiT.
+std::int64_t tight_budget(const Pipeline& p) {
+  std::int64_t dit = 0;
+  for (const auto& c : p.manifest().components) {
+    if (is_denoiser(c.name)) dit = std::max(dit, c.bytes);
+  }
+  return std::max(component_bytes(p, "vae"), dit * 3 / 4);
+}
+
+// The most bytes each component held at once, replayed from the ledger's events.
+std::map<std::string, std::int64_t> per_component_peak(const wanrt::ResidencyLedger& ledger) {
+  std::map<std::string, std::int64_t> held, peak;
+  for (const auto& e : ledger.events()) {
+    held[e.component] += e.kind == wanrt::LedgerEvent::kAcquire ? e.bytes : -e.bytes;
+    peak[e.component] = std::max(peak[e.component], held[e.component]);
+  }
+  return peak;
+}
+
+}  // namespace
+
+TEST_CASE("offload policies give the plain pipeline's frames bit for bit", "[models]") {
+  const std::string bundle = GENERATE(as<std::string>{}, "tiny-ti2v", "tiny-t2v-moe");
+  auto plain = load(bundle);
+  const GenerateResult reference = plain->generate(request_for(*plain));
+  const std::int64_t all = total_bytes(*plain);
+  // Everything resident: the ledger holds exactly the stored bytes of every component.
+  CHECK(reference.ledger_peak_bytes == all);
+  CHECK(reference.fallbacks.empty());
+
+  const auto [policy, k, prefetch] = GENERATE(table<OffloadPolicy, int, int>(
+      {{OffloadPolicy::kModel, 0, 0},
+       {OffloadPolicy::kSequential, 1, 1},
+       {OffloadPolicy::kSequential, 0, 0},
+       {OffloadPolicy::kFull, 0, 1}}));
+  INFO(bundle << " offload " << wanrt::offload_name(policy) << " k " << k << " prefetch "
+              << prefetch);
+  const OptimizationPlan plan =
+      with_policy(wanrt::wan22::resident_plan(plain->manifest()), policy, k, prefetch);
+  auto offloaded = load(bundle, plan);
+  const GenerateResult result = offloaded->generate(request_for(*offloaded));
+  CHECK(at::equal(result.frames, reference.frames));
+  CHECK(at::equal(result.latent, reference.latent));
+  CHECK(result.fallbacks.empty());
+  // Every policy here holds one component at a time; a streamed DiT never holds all of itself.
+  CHECK(result.ledger_peak_bytes <= largest_component(*plain));
+  CHECK(result.ledger_peak_bytes < all);
+  const auto peaks = per_component_peak(offloaded->residency().ledger());
+  for (const auto& c : plain->manifest().components) {
+    INFO("component " << c.name);
+    REQUIRE(peaks.count(c.name) == 1);
+    CHECK(peaks.at(c.name) <= c.bytes);
+    const bool streamed = policy == OffloadPolicy::kFull ? c.staged() && c.name != "vae"
+                                                          : policy == OffloadPolicy::kSequential &&
+                                                                is_denoiser(c.name);
+    if (streamed) {
+      // The shell, the k resident blocks, the running one and `prefetch` ahead (manifest sizes).
+      const int kk = policy == OffloadPolicy::kFull ? 0 : k;
+      const int n = static_cast<int>(c.block_bytes.size());
+      const int held = std::min(n, kk + prefetch + 1);
+      const std::int64_t block = *std::max_element(c.block_bytes.begin(), c.block_bytes.end());
+      CHECK(peaks.at(c.name) <= c.non_block_bytes + held * block);
+      if (held < n) CHECK(peaks.at(c.name) < c.bytes);
+    }
+  }
+  // Nothing is left on the device after the run.
+  CHECK(offloaded->residency().ledger().current() == 0);
+}
+
+TEST_CASE("a vram budget below the resident plan makes the run fall back, same frames",
+          "[models]") {
+  const std::string bundle = GENERATE(as<std::string>{}, "tiny-ti2v", "tiny-t2v-moe");
+  auto plain = load(bundle);
+  const GenerateResult reference = plain->generate(request_for(*plain));
+  const std::int64_t budget = tight_budget(*plain);
+  REQUIRE(budget < reference.ledger_peak_bytes);
+  auto limited = load(bundle, std::nullopt, budget);
+  const GenerateResult result = limited->generate(request_for(*limited));
+  CHECK(at::equal(result.frames, reference.frames));
+  REQUIRE_FALSE(result.fallbacks.empty());
+  CHECK(result.ledger_peak_bytes <= budget);
+  CHECK(limited->residency().plan().offload != OffloadPolicy::kNone);
+  for (const auto& step : result.fallbacks) {
+    CHECK_FALSE(step.from.empty());
+    CHECK_FALSE(step.to.empty());
+    CHECK(step.error.find("budget") != std::string::npos);
+  }
+}
+
+TEST_CASE("a vram budget nothing fits in is an out-of-memory error saying what would",
+          "[models]") {
+  auto tiny = load("tiny-ti2v", std::nullopt, 1024);
+  try {
+    tiny->generate(request_for(*tiny));
+    FAIL("expected an out-of-memory error");
+  } catch (const wanrt::Error& e) {
+    CHECK(e.category() == wanrt::ErrorCategory::kOutOfMemory);
+    CHECK_THAT(e.what(), Catch::Contains("smallest"));
+    CHECK_THAT(e.hint(), Catch::Contains("--vram-budget"));
+  }
+  CHECK(tiny->residency().ledger().current() == 0);
+}
+
+TEST_CASE("without fallback the budget error surfaces at once", "[models]") {
+  auto plain = load("tiny-ti2v");
+  auto limited = load("tiny-ti2v", std::nullopt, tight_budget(*plain), false);
+  try {
+    limited->generate(request_for(*limited));
+    FAIL("expected an out-of-memory error");
+  } catch (const wanrt::Error& e) {
+    CHECK(e.category() == wanrt::ErrorCategory::kOutOfMemory);
+    CHECK_THAT(e.what(), Catch::Contains("budget"));
+  }
+  CHECK(limited->residency().fallbacks().empty());
+}
+
+TEST_CASE("bf16 DiT and text encoder stay close to fp32 on the CPU", "[models]") {
+  auto plain = load("tiny-ti2v");
+  const GenerateResult reference = plain->generate(request_for(*plain));
+  OptimizationPlan plan = wanrt::wan22::resident_plan(plain->manifest());
+  plan.dtype = Dtype::kBf16;
+  for (ComponentPlan& c : plan.components) {
+    if (c.name != "vae") c.storage = c.compute = Dtype::kBf16;
+  }
+  auto half = load("tiny-ti2v", plan);
+  const GenerateResult result = half->generate(request_for(*half));
+  // The cast really happened: bf16 rounding (8-bit mantissa) changes the latent.
+  CHECK_FALSE(at::equal(result.latent, reference.latent));
+  // Latents are O(1) noise-level values; bf16 weights and matmuls with fp32 norms and
+  // residuals keep the relative error of 3 steps at the percent level.
+  const double rel = (result.latent - reference.latent).norm().item<double>() /
+                     reference.latent.norm().item<double>();
+  INFO("relative L2 error of the latent: " << rel);
+  CHECK(rel < 0.05);
+  // The ledger counts the bf16 weights: less than the fp32 resident plan.
+  CHECK(result.ledger_peak_bytes < reference.ledger_peak_bytes);
+}
