@@ -47,15 +47,38 @@ std::int64_t scale(std::int64_t stored_part, std::int64_t stored_total, std::int
 
 }  // namespace
 
+namespace {
+
+// Bytes in `dtype` of a block stored in `stored` as `bytes`, `keep` of its parameters fp32.
+std::int64_t block_at(std::int64_t bytes, Dtype stored, Dtype dtype, std::int64_t keep) {
+  if (dtype == stored) return bytes;
+  // Parameters of the block: fp32 storage 4 B each; half storage 2 B, 4 B for the kept ones.
+  const std::int64_t params = is_half(stored) ? (bytes - 2 * keep) / 2 : bytes / 4;
+  if (dtype == Dtype::kFp32) return 4 * params;
+  return 2 * (params - keep) + 4 * keep;
+}
+
+}  // namespace
+
 std::int64_t ComponentRequirement::non_block_at(Dtype dtype) const {
   if (!staged()) return bytes_at(dtype);
-  return scale(non_block_bytes, stored_bytes, bytes_at(dtype));
+  if (block_keep_fp32_parameters <= 0 && keep_fp32_parameters > 0) {
+    return scale(non_block_bytes, stored_bytes, bytes_at(dtype));
+  }
+  std::int64_t blocks = 0;
+  for (const std::int64_t b : block_bytes) {
+    blocks += block_at(b, stored, dtype, block_keep_fp32_parameters);
+  }
+  return bytes_at(dtype) - blocks;
 }
 
 std::int64_t ComponentRequirement::max_block_at(Dtype dtype) const {
   if (!staged()) return 0;
   const std::int64_t largest = *std::max_element(block_bytes.begin(), block_bytes.end());
-  return scale(largest, stored_bytes, bytes_at(dtype));
+  if (block_keep_fp32_parameters <= 0 && keep_fp32_parameters > 0) {
+    return scale(largest, stored_bytes, bytes_at(dtype));
+  }
+  return block_at(largest, stored, dtype, block_keep_fp32_parameters);
 }
 
 const ComponentRequirement& ModelRequirements::component(const std::string& name) const {

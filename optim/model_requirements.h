@@ -27,6 +27,9 @@ struct ComponentRequirement {
   std::int64_t parameters = 0;  ///< parameter elements
   /// Parameters that stay fp32 when the component is cast (keep-fp32 patterns).
   std::int64_t keep_fp32_parameters = 0;
+  /// Of those, the ones inside each block (norms, modulation: the same in every block); 0 when
+  /// unknown, and then the half-precision sizes of blocks and shell are scaled proportionally.
+  std::int64_t block_keep_fp32_parameters = 0;
   std::int64_t stored_bytes = 0;          ///< bytes as stored
   std::int64_t non_block_bytes = 0;       ///< stored bytes outside the blocks
   std::vector<std::int64_t> block_bytes;  ///< stored bytes per streamable block
@@ -45,8 +48,9 @@ struct ComponentRequirement {
   std::int64_t bytes_at(Dtype dtype) const;
   /// bytes_at(dtype) split by the dtype the elements end up in: {half bytes, fp32 bytes}.
   std::pair<std::int64_t, std::int64_t> split_at(Dtype dtype) const;
-  /// Non-block bytes and the largest block in `dtype` (stored sizes scaled by
-  /// bytes_at(dtype) / stored_bytes, i.e. keep-fp32 parameters spread proportionally).
+  /// Non-block bytes and the largest block in `dtype`: exact per block when
+  /// block_keep_fp32_parameters is known (the shell gets the rest of bytes_at(dtype)), else the
+  /// stored sizes scaled by bytes_at(dtype) / stored_bytes.
   std::int64_t non_block_at(Dtype dtype) const;
   std::int64_t max_block_at(Dtype dtype) const;
 };

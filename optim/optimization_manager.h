@@ -1,8 +1,8 @@
 // OptimizationManager: the optimization layer's facade (the seed API of ARCHITECTURE.md).
 // Model-agnostic: a RequirementsReader supplied by the models layer turns a bundle or profile
 // into ModelRequirements (wan22::make_optimization_manager wires the Wan 2.2 one).
-// apply_memory_optimizations (casting and offload hooks on a loaded pipeline) is not part of
-// this version; the plan carries every setting it will apply.
+// apply_memory_optimizations hands a loaded model's components to a ResidencyManager that
+// casts them and moves their weights as the plan says (models/wan22's Pipeline calls it).
 #pragma once
 
 #include <functional>
@@ -15,6 +15,7 @@
 #include "optim/optim_config.h"
 #include "optim/optim_types.h"
 #include "optim/planner.h"
+#include "optim/residency_manager.h"
 #include "runtime/memory_monitor.h"
 #include "runtime/system_resources.h"
 
@@ -59,6 +60,14 @@ class OptimizationManager {
   MemoryEstimate estimate_memory_usage(const ModelRequirements& requirements,
                                        const Workload& workload, const OptimizationPlan& plan,
                                        const SystemResources& resources) const;
+
+  /// Applies `plan` to loaded components: casts each to its planned storage dtype and returns
+  /// the manager that moves their weights (offload policy) and records them in its ledger,
+  /// with `budget` bytes of device memory (0: no limit). The transfer is the plan device's:
+  /// CUDA for "cuda:N" (Error(kResources) in a build without CUDA), else the CPU.
+  std::unique_ptr<ResidencyManager> apply_memory_optimizations(
+      std::vector<ManagedComponent> components, const OptimizationPlan& plan,
+      std::int64_t budget = 0) const;
 
   /// Host RSS (and its peak) and, with `device`, the device allocator's figures now.
   MemorySample monitor_memory_usage(DeviceBackend* device = nullptr) const;

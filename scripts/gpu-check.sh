@@ -42,6 +42,10 @@ Options:
   --all-tests        also run the whole ctest suite
   --werror           keep -Werror (default: off, so that a new compiler's warnings do not stop the run)
   --allow-cpu-torch  accept a LibTorch without CUDA (to try this script on a CPU machine)
+  --deadline S       start no stage (and no further plan/generate run) after S seconds; the
+                     report is rewritten after every stage, so a run killed at a time limit
+                     still leaves one (device tool: 10 minutes per command)
+  --fresh            forget the stages and runs recorded by earlier calls (keeps build and bundle)
   --dry-run          print the commands instead of running them
   -h, --help         this text
 
@@ -72,6 +76,8 @@ WERROR=OFF
 ALLOW_CPU=0
 DRY_RUN=0
 BUNDLE_GIVEN=
+DEADLINE=
+FRESH=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -93,6 +99,8 @@ while [ $# -gt 0 ]; do
     --all-tests) ALL_TESTS=1; shift ;;
     --werror) WERROR=ON; shift ;;
     --allow-cpu-torch) ALLOW_CPU=1; shift ;;
+    --deadline) DEADLINE=${2:?}; shift 2 ;;
+    --fresh) FRESH=1; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "gpu-check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -110,13 +118,16 @@ OUT_DIR=$(cd "$OUT_DIR" && pwd)
 WORK=$(cd "$WORK" && pwd)
 BUILD="$WORK/build"
 DEPS_ROOT="$WORK/deps"          # unpacked dependencies (usr/, bin/)
-STEPS_FILE="$WORK/steps.tsv"    # stage<TAB>status<TAB>seconds<TAB>note, one line per stage run
-RUNS_FILE="$WORK/runs.tsv"      # kind<TAB>offload<TAB>rc<TAB>seconds<TAB>json file
+STEPS_FILE="$WORK/steps.tsv"    # stage<TAB>status<TAB>seconds<TAB>note<TAB>call, one line per stage run
+RUNS_FILE="$WORK/runs.tsv"      # kind<TAB>offload<TAB>rc<TAB>seconds<TAB>json file<TAB>call
+CALL=$(date -u +%H:%M:%S)       # tells this call's records from earlier calls' in the report
 LOG="$OUT_DIR/gpu-check.log"
 [ -n "$BUNDLE" ] || BUNDLE="$WORK/bundle-$CONFIG-$DTYPE"
 if [ "$DRY_RUN" = 1 ]; then  # a dry run leaves the record of earlier runs alone
   STEPS_FILE=/dev/null
   RUNS_FILE=/dev/null
+elif [ "$FRESH" = 1 ]; then
+  rm -f "$STEPS_FILE" "$RUNS_FILE" "$WORK"/*-gpu.xml "$WORK/ctest-all.xml"
 fi
 PROMPT="a red fox running through fresh snow"
 
@@ -135,10 +146,19 @@ query() {
   if [ "$DRY_RUN" = 1 ]; then echo "<$*>"; else "$@"; fi
 }
 now() { date +%s.%N; }
+T0=$(now)
+# past_deadline: whether --deadline seconds have gone by since the script started.
+past_deadline() {
+  [ -n "$DEADLINE" ] && awk -v a="$T0" -v b="$(now)" -v d="$DEADLINE" 'BEGIN { exit !(b - a > d) }'
+}
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >>"$STEPS_FILE"; }
+record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" "$CALL" >>"$STEPS_FILE"; }
 wants() { [[ ",$STAGES," == *",$1,"* ]]; }
-passed() { [ -f "$STEPS_FILE" ] && awk -F'\t' -v s="$1" '$1 == s { st = $2 } END { exit st == "ok" ? 0 : 1 }' "$STEPS_FILE"; }
+# passed STAGE: whether STAGE's last recorded run passed (an existing bundle stands for export).
+passed() {
+  if [ "$1" = export ] && [ -f "$BUNDLE/wanrt.yaml" ]; then return 0; fi
+  [ -f "$STEPS_FILE" ] && awk -F'\t' -v s="$1" '$1 == s { st = $2 } END { exit st == "ok" ? 0 : 1 }' "$STEPS_FILE"
+}
 die_stage() { log "$*"; exit 1; }
 
 # stage NAME NEEDS...: runs stage_NAME in a subshell with `set -e`, timed and recorded; skipped
@@ -148,6 +168,11 @@ stage() {
   local name=$1 need start rc
   shift
   wants "$name" || return 0
+  if past_deadline; then
+    log "skipping $name: past the --deadline of $DEADLINE s"
+    record "$name" skipped 0 "deadline"
+    return 0
+  fi
   for need in "$@"; do
     if [ "$DRY_RUN" = 0 ] && ! passed "$need"; then
       log "skipping $name: stage $need has not passed"
@@ -167,6 +192,7 @@ stage() {
     record "$name" failed "$(elapsed "$start")" "exit $rc; see gpu-check.log"
     FAILED=1
   fi
+  write_report
 }
 
 # The environment for programs that load the packed libraries (wanrun, tests, spm_train).
@@ -181,13 +207,14 @@ with_deps_env() {
 
 stage_check() {
   local tool abi glibc need_gb free_gb
-  for tool in cmake ninja c++ "$PY"; do
+  for tool in cmake ninja ctest "$PY"; do
     command -v "$tool" >/dev/null || die_stage "$tool not found"
   done
+  command -v c++ >/dev/null || command -v g++ >/dev/null || die_stage "no C++ compiler (c++ or g++)"
   command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || [ "$ALLOW_CPU" = 1 ] ||
     die_stage "nvcc not found (PyTorch's CMake files need the CUDA toolkit)"
   run cmake --version
-  run c++ --version
+  run "$(command -v c++ || command -v g++)" --version
   if command -v nvidia-smi >/dev/null; then run nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; fi
   run "$PY" -c 'import sys, torch; print("python", sys.version.split()[0]); print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available()); print("cxx11 abi", torch._C._GLIBCXX_USE_CXX11_ABI); print("cmake prefix", torch.utils.cmake_prefix_path)'
   [ "$DRY_RUN" = 1 ] && return 0
@@ -222,7 +249,9 @@ stage_deps() {
     fi
     run rm -rf "$DEPS_ROOT"
     # Python's tarfile rather than tar -J: xz is not on every image, Python is.
-    run "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+    run "$PY" -c 'import sys, tarfile
+with tarfile.open(sys.argv[1]) as t:  # the "data" filter where Python has it (3.12+)
+    t.extractall(sys.argv[2], **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))' \
       "$DEPS_DIR/deps.tar.xz" "$DEPS_ROOT"
     run touch "$DEPS_ROOT/.unpacked"
   elif [ "$DRY_RUN" = 1 ]; then
@@ -261,6 +290,7 @@ stage_build() {
 
 stage_test() {
   local exe name rc=0
+  rm -f "$WORK"/*-gpu.xml "$WORK/ctest-all.xml"
   # The tiny bundles the C++ tests read, written by the exporter under this PyTorch.
   run with_deps_env ctest --test-dir "$BUILD" -R '^fixture\.tiny_bundles$' --output-on-failure
   for exe in "$BUILD"/test/test_*; do
@@ -304,16 +334,18 @@ timed_run() {
     rc=$?
     set -e
   fi
-  printf '%s\t%s\t%s\t%s\t%s\n' "$kind" "$offload" "$rc" "$(elapsed "$start")" "$json" >>"$RUNS_FILE"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$offload" "$rc" "$(elapsed "$start")" "$json" "$CALL" >>"$RUNS_FILE"
   log "$kind --offload $offload: exit $rc"
   return 0
 }
 
 stage_plan() {
   local o wanrun="$BUILD/bin/wanrun"
+  past_deadline && return 0
   timed_run plan planned "$WORK/plan-planned.json" "$wanrun" plan --model "$BUNDLE" \
     --device "$DEVICE" --size "$SIZE" --frames "$FRAMES" --json
   for o in ${OFFLOADS//,/ }; do
+    if past_deadline; then log "deadline: no more plan runs"; return 0; fi
     timed_run plan "$o" "$WORK/plan-$o.json" "$wanrun" plan --model "$BUNDLE" \
       --device "$DEVICE" --offload "$o" --size "$SIZE" --frames "$FRAMES" --json
   done
@@ -326,6 +358,7 @@ stage_generate() {
     die_stage "this wanrun generate has no --offload option yet"
   fi
   for o in ${OFFLOADS//,/ }; do
+    if past_deadline; then log "deadline: no more generate runs"; return 0; fi
     # The bundle's SHA-256 check once (tens of seconds at TI2V-5B size), not every run.
     verify=--no-verify
     if [ "$first" = 1 ]; then verify=; first=0; fi
@@ -340,8 +373,8 @@ stage_generate() {
 # Report: every stage and run recorded in the work directory, as JSON and Markdown.
 
 write_report() {
-  [ "$DRY_RUN" = 1 ] && { log "dry run: no report"; return 0; }
-  "$PY" - "$STEPS_FILE" "$RUNS_FILE" "$WORK" "$OUT_DIR" "$CONFIG" "$DTYPE" "$SIZE" "$FRAMES" "$STEPS" "$DEVICE" <<'PYEOF'
+  [ "$DRY_RUN" = 1 ] && return 0  # nothing ran
+  "$PY" - "$STEPS_FILE" "$RUNS_FILE" "$WORK" "$OUT_DIR" "$CONFIG" "$DTYPE" "$SIZE" "$FRAMES" "$STEPS" "$DEVICE" >/dev/null <<'PYEOF'
 import glob, json, os, platform, subprocess, sys, time
 import xml.etree.ElementTree as ET
 
@@ -359,13 +392,22 @@ def sh(cmd):
     except Exception as e:  # the report must not fail for want of a tool
         return f"unavailable ({e})"
 
-env = {"host": platform.node(), "kernel": platform.release(),
-       "gpu": sh("nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader"),
-       "torch": sh(sys.executable + " -c 'import torch; print(torch.__version__, torch.version.cuda)'"),
-       "compiler": sh("c++ --version | head -1"), "cmake": sh("cmake --version | head -1"),
-       "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-stages = [{"stage": s, "status": st, "seconds": float(sec or 0), "note": note}
-          for s, st, sec, note in rows(steps_file, 4)]
+# The machine, read once per work directory (importing torch takes seconds; the report is
+# rewritten after every stage).
+env_file = os.path.join(work, "environment.json")
+try:
+    with open(env_file) as f:
+        env = json.load(f)
+except (OSError, ValueError):
+    env = {"host": platform.node(), "kernel": platform.release(),
+           "gpu": sh("nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader"),
+           "torch": sh(sys.executable + " -c 'import torch; print(torch.__version__, torch.version.cuda)'"),
+           "compiler": sh("(c++ --version || g++ --version) | head -1"), "cmake": sh("cmake --version | head -1")}
+    with open(env_file, "w") as f:
+        json.dump(env, f)
+env = dict(env, date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+stages = [{"stage": s, "status": st, "seconds": float(sec or 0), "note": note, "call": call}
+          for s, st, sec, note, call in rows(steps_file, 5)]
 
 def catch2_cases(path, root):
     # Catch2's XML reporter: TestCase > (Section >)* Expression/Exception/FatalErrorCondition/Warning.
@@ -377,9 +419,11 @@ def catch2_cases(path, root):
         for e in case.iter():
             if (e.tag == "Expression" and e.get("success") == "false") or e.tag in ("Exception", "FatalErrorCondition"):
                 where = f"{e.get('filename', '')}:{e.get('line', '')}"
-                infos = " | ".join("".join(i.itertext()).strip() for i in e.iter("Info"))
-                text = " ".join(" ".join(x.itertext()).split() for x in e if x.tag != "Info") or "".join(e.itertext()).strip()
-                failures.append(f"{where}: {text}" + (f" [{infos}]" if infos else ""))
+                text = " ".join(f"{x.tag}: {' '.join(''.join(x.itertext()).split())}" for x in e) \
+                    or " ".join("".join(e.itertext()).split())
+                failures.append(f"{where}: {text}")
+        # INFO messages: written beside the failed assertion they belong to.
+        failures += [f"info: {''.join(i.itertext()).strip()}" for i in case.iter("Info")]
         yield {"file": os.path.basename(path), "name": case.get("name"),
                "status": "failed" if not ok else ("skipped" if skipped else "passed"),
                "seconds": float((result.get("durationInSeconds") if result is not None else 0) or 0),
@@ -406,14 +450,15 @@ for path in sorted(glob.glob(os.path.join(work, "*-gpu.xml")) + glob.glob(os.pat
                       "seconds": float(case.get("time") or 0), "message": text})
 
 runs = []
-for kind, offload, rc, sec, path in rows(runs_file, 5):
+for kind, offload, rc, sec, path, call in rows(runs_file, 6):
     doc = None
     try:
         with open(path) as f:
             doc = json.load(f)
     except (OSError, ValueError):
         pass
-    runs.append({"kind": kind, "offload": offload, "exit": int(rc or 0), "wall_s": float(sec or 0), "output": doc})
+    runs.append({"kind": kind, "offload": offload, "exit": int(rc or 0), "wall_s": float(sec or 0), "call": call,
+                 "output": doc})
 
 report = {"environment": env, "settings": {"config": config, "dtype": dtype, "size": size, "frames": int(frames),
           "steps": int(steps), "device": device}, "stages": stages, "tests": tests, "runs": runs}
@@ -427,8 +472,9 @@ md = ["# wanrt GPU check", "", f"{env['date']} on {env['host']}", "",
       "| | |", "|---|---|"]
 md += [f"| {k} | {v} |" for k, v in env.items() if k not in ("date", "host")]
 md += [f"| bundle | {config}, {dtype} |", f"| request | {size}, {frames} frames, {steps} steps, --device {device} |", "",
-       "## Stages", "", "| stage | status | seconds | note |", "|---|---|---|---|"]
-md += [f"| {s['stage']} | {s['status']} | {s['seconds']:.1f} | {s['note']} |" for s in stages]
+       "## Stages", "", "Calls are named by their start time (UTC).", "",
+       "| call | stage | status | seconds | note |", "|---|---|---|---|---|"]
+md += [f"| {s['call']} | {s['stage']} | {s['status']} | {s['seconds']:.1f} | {s['note']} |" for s in stages]
 if tests:
     counts = {k: sum(t.get("status") == k for t in tests) for k in ("passed", "failed", "skipped")}
     md += ["", "## Tests", "", f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped", "",
@@ -443,24 +489,24 @@ for kind in ("plan", "generate"):
         continue
     md += ["", f"## wanrun {kind}", ""]
     if kind == "plan":
-        md += ["| --offload | exit | wall s | feasible | plan | device peak (est.) | host peak (est.) |",
-               "|---|---|---|---|---|---|---|"]
+        md += ["| call | --offload | exit | wall s | feasible | plan | device peak (est.) | host peak (est.) |",
+               "|---|---|---|---|---|---|---|---|"]
         for r in sel:
             p = r["output"] or {}
             plan = p.get("plan") or {}
             summary = ", ".join(f"{k} {plan[k]}" for k in ("device", "dtype", "offload", "text_encoder") if k in plan) or "-"
             est = p.get("estimate") or {}
-            md.append(f"| {r['offload']} | {r['exit']} | {r['wall_s']:.1f} | {p.get('feasible', '-')} | {summary} | "
+            md.append(f"| {r['call']} | {r['offload']} | {r['exit']} | {r['wall_s']:.1f} | {p.get('feasible', '-')} | {summary} | "
                       f"{gib(est.get('device_peak'))} | {gib(est.get('host_peak'))} |")
     else:
-        md += ["| --offload | exit | wall s | load s | stages (s) | plan | ledger peak | peak RSS |",
-               "|---|---|---|---|---|---|---|---|"]
+        md += ["| call | --offload | exit | wall s | load s | stages (s) | plan | ledger peak | peak RSS |",
+               "|---|---|---|---|---|---|---|---|---|"]
         for r in sel:
             g = r["output"] or {}
             times = g.get("times_s", {})
             plan = g.get("plan") or {}
             st = ", ".join(f"{k} {v:.1f}" for k, v in times.items() if k not in ("load", "total"))
-            md.append(f"| {r['offload']} | {r['exit']} | {r['wall_s']:.1f} | {times.get('load', 0):.1f} | {st or '-'} | "
+            md.append(f"| {r['call']} | {r['offload']} | {r['exit']} | {r['wall_s']:.1f} | {times.get('load', 0):.1f} | {st or '-'} | "
                       f"{plan.get('summary', '-')} | {gib(plan.get('ledger_peak_bytes'))} | {gib(g.get('peak_rss_bytes'))} |")
 md += ["", "Full outputs (plans, run reports with device peaks) are in report.json; the command log in gpu-check.log."]
 with open(os.path.join(out_dir, "report.md"), "w") as f:
@@ -479,5 +525,6 @@ stage test build
 stage export deps
 stage plan build export
 stage generate build export
-write_report
+write_report >/dev/null
+log "report: $OUT_DIR/report.md"
 exit "$FAILED"

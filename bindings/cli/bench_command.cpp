@@ -78,32 +78,20 @@ BenchRun timed_run(wan22::Pipeline& pipeline, const wan22::GenerateRequest& requ
   wan22::Callbacks callbacks;
   callbacks.cancelled = [] { return cancel_requested(); };
   BenchRun run;
-  std::string last_stage;
-  const bool tracking = cpu_tracking_installed();
-  callbacks.progress = [&](const wan22::ProgressEvent& e) {
-    last_stage = e.stage;
-    if (tracking && e.step == e.total) {
-      auto& peak = run.stage_tracked_peak[e.stage];
-      peak = std::max(peak, cpu_tracked_peak() - own);
-      reset_cpu_tracked_peak();
-    }
-  };
   if (backend) {
     backend->synchronize();
     backend->reset_peak_stats();
   }
-  if (tracking) reset_cpu_tracked_peak();
   const auto t0 = std::chrono::steady_clock::now();
   wan22::GenerateResult result = pipeline.generate(request, callbacks);
   if (backend) backend->synchronize();
   run.total_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (tracking) {
-    // What followed the last progress event belongs to the last stage.
-    auto& peak = run.stage_tracked_peak[last_stage];
-    peak = std::max(peak, cpu_tracked_peak() - own);
+  if (cpu_tracking_installed()) {
+    // The pipeline measures each stage's tracked peak in its own window (StageTime).
     run.tracked_peak = 0;
-    for (const auto& [stage, bytes] : run.stage_tracked_peak) {
-      (void)stage;
+    for (const auto& t : result.times) {
+      const std::int64_t bytes = t.peak_tracked_bytes - own;
+      run.stage_tracked_peak[t.stage] = bytes;
       run.tracked_peak = std::max(run.tracked_peak, bytes);
     }
   }

@@ -186,7 +186,7 @@ BenchPlanning bench_planning(const std::string& device, std::optional<int> prefe
     sim.gpu_count = 1;
     p.planning = simulate_resources(p.real, sim);
     p.planned_for = fmt::format(
-        "a simulated GPU ({}, compute capability 8.0; the planner ignores offload on the CPU), "
+        "a simulated GPU ({}, compute capability 8.0, so that estimates are device estimates), "
         "run with the CPU as the device: the ledger counts what that GPU would hold",
         format_gib(kSimulatedVram));
   }

@@ -75,9 +75,9 @@ struct BenchPlanning {
 
 /// The planning set-up for `device` ("cpu", "cuda", "cuda:N"; empty: cuda:0 when a GPU is
 /// visible, else cpu). On the CPU the planner plans for a simulated 80 GiB GPU of compute
-/// capability 8.0 (on the CPU it has nothing to offload to and would ignore the offload
-/// setting); the plan then runs with the CPU as its "device", so the residency ledger records
-/// what that GPU would hold.
+/// capability 8.0 (so each cell's estimate is a device estimate of the same plan, with the
+/// GPU ladder's precision and streaming choices); the plan then runs with the CPU as its
+/// "device", so the residency ledger records what that GPU would hold.
 BenchPlanning bench_planning(const std::string& device, std::optional<int> prefetch);
 
 /// Plans every cell: the planner with offload, k, dtype and chunking fixed. A dtype the run

@@ -227,20 +227,29 @@ std::int64_t dit_tokens(const DitDims& d, int latent_frames, int latent_h, int l
          (latent_w / d.patch_w);
 }
 
+std::int64_t dit_block_keep_fp32_parameters(const DitDims& d) {
+  // modulation 6D, norm3 weight+bias 2D, self/cross norm_q and norm_k 4D
+  return 12 * std::int64_t(d.dim);
+}
+
+std::int64_t text_encoder_block_keep_fp32_parameters(const TextEncoderDims& t) {
+  // norm1, norm2 and the block's relative position embedding [buckets, heads]
+  return 2 * std::int64_t(t.dim) + std::int64_t(t.num_buckets) * t.num_heads;
+}
+
 std::int64_t dit_keep_fp32_parameters(const DitDims& d) {
   const std::int64_t D = d.dim;
   const std::int64_t patch = std::int64_t(d.in_dim) * D * d.patch_t * d.patch_h * d.patch_w + D;
   const std::int64_t time_embedding = std::int64_t(d.freq_dim) * D + D + D * D + D;
   const std::int64_t time_projection = D * 6 * D + 6 * D;
-  // per block: modulation 6D, norm3 weight+bias 2D, self/cross norm_q and norm_k 4D
-  const std::int64_t blocks = std::int64_t(d.num_layers) * 12 * D;
+  const std::int64_t blocks = std::int64_t(d.num_layers) * dit_block_keep_fp32_parameters(d);
   const std::int64_t head = 2 * D;
   return patch + time_embedding + time_projection + blocks + head;
 }
 
 std::int64_t text_encoder_keep_fp32_parameters(const TextEncoderDims& t) {
-  // per block: norm1, norm2 and the relative position embedding [buckets, heads]; final norm
-  return std::int64_t(t.num_layers) * (2 * t.dim + t.num_buckets * t.num_heads) + t.dim;
+  // every block's, and the final norm
+  return std::int64_t(t.num_layers) * text_encoder_block_keep_fp32_parameters(t) + t.dim;
 }
 
 std::vector<MemoryItem> dit_memory_items(const DitDims& d, std::int64_t L, bool per_token,
@@ -453,6 +462,12 @@ ModelRequirements wan_requirements(const BundleManifest& m) {
     } else if (e.name == "vae") {
       c.role = ComponentRole::kVae;
       c.needs = {"latents (denoiser output)"};
+    }
+    if (!e.keep_fp32.empty()) {
+      c.block_keep_fp32_parameters =
+          c.role == ComponentRole::kTextEncoder ? text_encoder_block_keep_fp32_parameters(te)
+          : c.role == ComponentRole::kDenoiser  ? dit_block_keep_fp32_parameters(dit)
+                                                : 0;
     }
     if (is_half(c.stored) && !e.keep_fp32.empty()) {
       c.keep_fp32_parameters = std::max<std::int64_t>(0, (e.bytes - 2 * e.parameters) / 2);

@@ -79,6 +79,9 @@ std::int64_t dit_tokens(const DitDims& dit, int latent_frames, int latent_h, int
 /// time projection, modulations, norm3 and q/k norms; umT5: norms and relative position
 /// embeddings).
 std::int64_t dit_keep_fp32_parameters(const DitDims& dit);
+/// The keep-fp32 parameters inside one DiT block / one umT5 block.
+std::int64_t dit_block_keep_fp32_parameters(const DitDims& dit);
+std::int64_t text_encoder_block_keep_fp32_parameters(const TextEncoderDims& te);
 std::int64_t text_encoder_keep_fp32_parameters(const TextEncoderDims& te);
 
 /// Activation (persistent over the blocks) and workspace (one block's temporaries) items of

@@ -9,6 +9,7 @@
 
 #include "chunking/chunked_processor.h"
 #include "models/wan22/image_prep.h"
+#include "optim/optimization_manager.h"
 #include "models/wan22/scheduler.h"
 #include "models/wan22/tokenizer.h"
 #include "models/wan22/vae_decoder.h"
@@ -231,15 +232,9 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& bundle_dir, const Lo
   add(*impl->text_encoder, ComponentRole::kTextEncoder);
   for (const auto& [name, component] : impl->experts) add(*component, ComponentRole::kDenoiser);
   add(*impl->vae, ComponentRole::kVae);
-  std::unique_ptr<DeviceTransfer> transfer;
-  if (plan.on_gpu()) {
-    impl->backend = make_cuda_backend(cuda_index(plan.device));
-    transfer = make_cuda_transfer(cuda_index(plan.device));
-  } else {
-    transfer = make_cpu_transfer();
-  }
-  impl->residency = std::make_unique<ResidencyManager>(std::move(managed), std::move(plan),
-                                                       std::move(transfer), options.vram_budget);
+  if (plan.on_gpu()) impl->backend = make_cuda_backend(cuda_index(plan.device));
+  impl->residency = OptimizationManager().apply_memory_optimizations(std::move(managed), plan,
+                                                                     options.vram_budget);
   impl->fallback = options.fallback;
   impl->load_seconds = seconds_since(start);
   return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));

@@ -5,7 +5,6 @@
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-
 #include <fmt/format.h>
 
 #include "runtime/device_transfer.h"
@@ -26,15 +25,14 @@ class CudaTransfer final : public DeviceTransfer {
     if (tensor.device().is_cpu() && tensor.is_pinned()) return tensor;
     // One copy into page-locked memory (pin_memory() on a CUDA tensor would need two).
     // detach(): the copy must not join an autograd graph when the source is a parameter.
-    at::Tensor pinned = at::empty(
-        tensor.sizes(), tensor.options().device(at::kCPU).pinned_memory(true));
+    at::Tensor pinned =
+        at::empty(tensor.sizes(), tensor.options().device(at::kCPU).pinned_memory(true));
     pinned.copy_(tensor.detach());
     return pinned;
   }
 
   PendingCopy start(const std::vector<at::Tensor>& host,
-                    const std::vector<std::optional<at::ScalarType>>& dtypes,
-                    bool async) override {
+                    const std::vector<std::optional<at::ScalarType>>& dtypes, bool async) override {
     PendingCopy copy;
     copy.tensors.reserve(host.size());
     c10::cuda::CUDAGuard device_guard(index_);

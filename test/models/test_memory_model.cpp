@@ -5,6 +5,9 @@
 
 #include "models/wan22/memory_model.h"
 #include "optim/memory_estimate.h"
+#include "optim/precision.h"
+#include "runtime/component.h"
+#include "runtime/module_weights.h"
 #include "support/tiny_bundles.h"
 
 using namespace wanrt;
@@ -188,4 +191,28 @@ TEST_CASE("requirements of a real bundle directory (tiny, fp32)", "[models]") {
   CHECK(dit.keep_fp32_parameters ==
         dit_keep_fp32_parameters(read_dit_dims(read_profile(dir + "/wanrt.yaml"))));
   CHECK(dit.bytes_at(Dtype::kBf16) == 2 * dit.parameters + 2 * dit.keep_fp32_parameters);
+}
+
+TEST_CASE("half-precision shell and block sizes equal the cast module's tensors", "[models]") {
+  // The requirements' per-block keep-fp32 split against the bytes a real cast produces: the
+  // shell holds the patch/time embeddings (fp32), each block its norms and modulation.
+  const std::string bundle = GENERATE(as<std::string>{}, "tiny-ti2v", "tiny-t2v-moe");
+  const BundleManifest manifest = read_bundle(wanrt_test::tiny_bundle(bundle));
+  const ModelRequirements req = wan_requirements(manifest);
+  const std::string dit = bundle == "tiny-ti2v" ? "dit" : "dit_low_noise";
+  for (const std::string& name : {std::string("text_encoder"), dit}) {
+    INFO(bundle << " " << name);
+    Component component = Component::load(manifest, name);
+    const ComponentRequirement& c = req.component(name);
+    REQUIRE(c.block_keep_fp32_parameters > 0);
+    cast_module(component.module(), Dtype::kBf16, component.entry().keep_fp32);
+    const auto transfer = make_cpu_transfer();
+    const ModuleWeights weights(component.module(), component.blocks(), *transfer);
+    CHECK(weights.device_bytes(0) == c.non_block_at(Dtype::kBf16));
+    std::int64_t largest = 0;
+    for (int b = 0; b < static_cast<int>(component.blocks().size()); ++b) {
+      largest = std::max(largest, weights.device_bytes(weights.block_unit(b)));
+    }
+    CHECK(largest == c.max_block_at(Dtype::kBf16));
+  }
 }
