@@ -1,4 +1,5 @@
 #include "bindings/cli/bench_report.h"
+#include "bindings/cli/plan_report.h"
 
 #include <fmt/format.h>
 
@@ -156,19 +157,6 @@ json estimate_json(const BenchCell& cell) {
           {"stages", stages}};
 }
 
-json components_json(const OptimizationPlan& plan) {
-  json out = json::array();
-  for (const ComponentPlan& c : plan.components) {
-    out.push_back({{"name", c.name},
-                   {"placement", c.placement == Placement::kCpu ? "cpu" : "device"},
-                   {"storage", dtype_name(c.storage)},
-                   {"compute", dtype_name(c.compute)},
-                   {"residency", residency_name(c.residency)},
-                   {"blocks_resident", c.blocks_resident},
-                   {"prefetch", c.prefetch}});
-  }
-  return out;
-}
 
 json run_json(const BenchRun& r) {
   json times = json::object();

@@ -103,16 +103,6 @@ nlohmann::json plan_json(const GenerateOptions& o, const wan22::Pipeline& pipeli
     fallbacks.push_back({{"component", f.component}, {"from", f.from}, {"to", f.to},
                          {"error", f.error}});
   }
-  nlohmann::json components = nlohmann::json::array();
-  for (const ComponentPlan& c : plan.components) {
-    components.push_back({{"name", c.name},
-                          {"placement", c.placement == Placement::kCpu ? "cpu" : "device"},
-                          {"storage", dtype_name(c.storage)},
-                          {"compute", dtype_name(c.compute)},
-                          {"residency", residency_name(c.residency)},
-                          {"blocks_resident", c.blocks_resident},
-                          {"prefetch", c.prefetch}});
-  }
   return {{"device", plan.device},
           {"threads", at::get_num_threads()},
           {"dtype", dtype_name(plan.dtype)},
@@ -123,7 +113,7 @@ nlohmann::json plan_json(const GenerateOptions& o, const wan22::Pipeline& pipeli
           {"rung", plan.rung},
           {"auto_optimize", o.auto_optimize},
           {"summary", result.plan_summary},
-          {"components", components},
+          {"components", components_json(plan)},
           {"vram_budget_bytes", vram_budget > 0 ? nlohmann::json(vram_budget) : nlohmann::json()},
           {"ledger_peak_bytes", result.ledger_peak_bytes},
           {"fallbacks", fallbacks}};

@@ -155,18 +155,23 @@ nlohmann::json resources_json(const SystemResources& r) {
           {"gpus", gpus}};
 }
 
+nlohmann::json components_json(const OptimizationPlan& plan) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const ComponentPlan& c : plan.components) {
+    out.push_back({{"name", c.name},
+                   {"placement", c.placement == Placement::kCpu ? "cpu" : "device"},
+                   {"storage", dtype_name(c.storage)},
+                   {"compute", dtype_name(c.compute)},
+                   {"residency", residency_name(c.residency)},
+                   {"blocks_resident", c.blocks_resident},
+                   {"prefetch", c.prefetch}});
+  }
+  return out;
+}
+
 nlohmann::json result_json(const OptimizationResult& r) {
   const OptimizationPlan& p = r.plan;
-  nlohmann::json components = nlohmann::json::array();
-  for (const auto& c : p.components) {
-    components.push_back({{"name", c.name},
-                          {"placement", c.placement == Placement::kCpu ? "cpu" : "device"},
-                          {"storage", dtype_name(c.storage)},
-                          {"compute", dtype_name(c.compute)},
-                          {"residency", residency_name(c.residency)},
-                          {"blocks_resident", c.blocks_resident},
-                          {"prefetch", c.prefetch}});
-  }
+  const nlohmann::json components = components_json(p);
   nlohmann::json reasons = nlohmann::json::array();
   for (const auto& d : p.reasons) {
     reasons.push_back({{"setting", d.setting},

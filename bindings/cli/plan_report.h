@@ -38,6 +38,8 @@ std::string find_profile(const std::string& name_or_file);
 /// The planning profiles found (file paths), one per model id, sorted.
 std::vector<std::string> list_profiles();
 
+/// The per-component plan as JSON (name, placement, storage, compute, residency, k, prefetch).
+nlohmann::json components_json(const OptimizationPlan& plan);
 /// The result as one JSON document.
 nlohmann::json result_json(const OptimizationResult& result);
 /// The machine as JSON.

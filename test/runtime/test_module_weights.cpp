@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "support/error_category.h"
 #include "runtime/bundle.h"
 #include "runtime/component.h"
 #include "runtime/device_transfer.h"
@@ -81,15 +82,7 @@ class BlockByBlock : public wanrt::StageHooks {
   ModuleWeights& w_;
 };
 
-ErrorCategory category_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const wanrt::Error& e) {
-    return e.category();
-  }
-  FAIL("expected a wanrt::Error");
-  return ErrorCategory::kUsage;
-}
+using wanrt_test::category_of;
 
 }  // namespace
 

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "support/error_category.h"
 #include "runtime/error.h"
 #include "runtime/residency_ledger.h"
 
@@ -24,15 +25,7 @@ std::vector<std::string> shown(const ResidencyLedger& ledger) {
   return out;
 }
 
-ErrorCategory category_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const wanrt::Error& e) {
-    return e.category();
-  }
-  FAIL("expected a wanrt::Error");
-  return ErrorCategory::kUsage;
-}
+using wanrt_test::category_of;
 
 }  // namespace
 

@@ -27,6 +27,7 @@ extern "C" {
 #include <vector>
 
 #include "support/process.h"
+#include "support/error_category.h"
 #include "runtime/error.h"
 #include "runtime/video_writer.h"
 
@@ -166,16 +167,7 @@ Decoded decode_file(const std::string& path) {
   return out;
 }
 
-ErrorCategory category_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const wanrt::Error& e) {
-    INFO(e.what() << " / hint: " << e.hint());
-    return e.category();
-  }
-  FAIL("expected a wanrt::Error");
-  return ErrorCategory::kInternal;
-}
+using wanrt_test::category_of;
 
 }  // namespace
 

@@ -1,0 +1,23 @@
+// Test helper: the category of the wanrt::Error a callable throws (fails the test when it
+// throws nothing or something else).
+#pragma once
+
+#include <catch2/catch.hpp>
+#include <functional>
+
+#include "runtime/error.h"
+
+namespace wanrt_test {
+
+inline wanrt::ErrorCategory category_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const wanrt::Error& e) {
+    INFO(e.what() << " / hint: " << e.hint());
+    return e.category();
+  }
+  FAIL("expected a wanrt::Error");
+  return wanrt::ErrorCategory::kInternal;
+}
+
+}  // namespace wanrt_test
