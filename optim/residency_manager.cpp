@@ -250,23 +250,35 @@ ResidencyManager::ResidencyManager(std::vector<ManagedComponent> components, Opt
                                    std::unique_ptr<DeviceTransfer> transfer, std::int64_t budget)
     : plan_(std::move(plan)), transfer_(std::move(transfer)), ledger_(budget) {
   if (!transfer_) throw Error(ErrorCategory::kInternal, "residency manager: no device transfer");
-  for (ManagedComponent& c : components) {
-    if (components_.count(c.name) != 0) {
-      throw Error(ErrorCategory::kInternal,
-                  fmt::format("residency manager: component '{}' given twice", c.name));
-    }
-    const ComponentPlan& cp = plan_.component(c.name);  // kInternal when absent
-    cast_module(c.module, cp.storage, c.keep_fp32);
-    auto m = std::make_unique<Managed>();
-    m->on_device = cp.placement != Placement::kCpu;
-    if (!m->on_device) m->cpu_transfer = make_cpu_transfer();
-    DeviceTransfer& t = m->on_device ? *transfer_ : *m->cpu_transfer;
-    m->weights = std::make_unique<ModuleWeights>(c.module, c.blocks, t, upcast_on_acquire(cp));
-    m->component = std::move(c);
-    m->hooks = std::make_unique<Hooks>(*this, *m);
-    const std::string name = m->component.name;
-    components_.emplace(name, std::move(m));
+  for (ManagedComponent& c : components) attach(std::move(c));
+}
+
+void ResidencyManager::attach(ManagedComponent c) {
+  if (components_.count(c.name) != 0) {
+    throw Error(ErrorCategory::kInternal,
+                fmt::format("residency manager: component '{}' given twice", c.name));
   }
+  const ComponentPlan& cp = plan_.component(c.name);  // kInternal when absent
+  cast_module(c.module, cp.storage, c.keep_fp32);
+  auto m = std::make_unique<Managed>();
+  m->on_device = cp.placement != Placement::kCpu;
+  if (!m->on_device) m->cpu_transfer = make_cpu_transfer();
+  DeviceTransfer& t = m->on_device ? *transfer_ : *m->cpu_transfer;
+  m->weights = std::make_unique<ModuleWeights>(c.module, c.blocks, t, upcast_on_acquire(cp));
+  m->component = std::move(c);
+  m->hooks = std::make_unique<Hooks>(*this, *m);
+  const std::string name = m->component.name;
+  components_.emplace(name, std::move(m));
+}
+
+void ResidencyManager::detach(const std::string& name) {
+  Managed& m = managed(name);
+  release_all(m);
+  components_.erase(name);
+}
+
+bool ResidencyManager::attached(const std::string& name) const {
+  return components_.count(name) != 0;
 }
 
 ResidencyManager::~ResidencyManager() {

@@ -69,6 +69,16 @@ class ResidencyManager {
   ResidencyManager(const ResidencyManager&) = delete;
   ResidencyManager& operator=(const ResidencyManager&) = delete;
 
+  /// Adds a component loaded after construction (host residency on_demand: loaded at its first
+  /// use); it is cast like the constructor's. Error(kInternal) when it is already attached or
+  /// has no plan entry.
+  void attach(ManagedComponent component);
+  /// Releases everything of component `name` from the device and forgets it (its module keeps
+  /// its host weights; the caller may then free it). Error(kInternal) when not attached.
+  void detach(const std::string& name);
+  /// Whether component `name` is attached.
+  bool attached(const std::string& name) const;
+
   /// Start of a run: acquires the kWholeRun components.
   void begin_run();
   /// Component `name` starts being used (see the policy table above).

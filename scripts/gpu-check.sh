@@ -20,6 +20,8 @@ Stages (all by default, in this order):
   export    python3 -m wanrt_export export --random-weights --config CONFIG --dtype DTYPE
   plan      wanrun plan for each --offload setting (and once with the planner's choice)
   generate  wanrun generate for each --offload setting, timed
+  bench     wanrun bench (plan matrix: CUDA allocator peaks, ledger, estimate, deviation) into
+            OUT/bench, and micro_bench --only transfer (pinned/pageable bandwidth) when built
 Each stage is timed; a failed stage skips the stages that need it. The report covers every
 stage recorded in the work directory, so a run split over several calls reports them all.
 
@@ -59,7 +61,7 @@ EOF
 OUT_DIR=${OUT:-./gpu-report}
 WORK=/tmp/wanrt-gpu
 DEPS_DIR=.gpu-deps
-STAGES=check,deps,build,test,export,plan,generate
+STAGES=check,deps,build,test,export,plan,generate,bench
 CONFIG=ti2v-5b
 DTYPE=bf16
 BUNDLE=
@@ -107,7 +109,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 for s in ${STAGES//,/ }; do
-  case "$s" in check|deps|build|test|export|plan|generate) ;;
+  case "$s" in check|deps|build|test|export|plan|generate|bench) ;;
     *) echo "gpu-check: unknown stage '$s' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -369,6 +371,21 @@ stage_generate() {
   done
 }
 
+# The VRAM/speed matrix (`wanrun bench`: CUDA allocator peaks, ledger, estimate, deviation) and
+# the host<->device bandwidth with and without pinned memory (micro_bench --only transfer).
+stage_bench() {
+  local wanrun="$BUILD/bin/wanrun"
+  past_deadline && return 0
+  run with_deps_env "$wanrun" bench --model "$BUNDLE" --device "$DEVICE" --size "$SIZE" \
+    --frames "$FRAMES" --steps "$STEPS" --repeat 2 --dtypes fp32,bf16,fp16 --no-verify \
+    --progress none --out "$OUT_DIR/bench"
+  if [ -x "$BUILD/bench/micro_bench" ]; then
+    run with_deps_env "$BUILD/bench/micro_bench" "$BUNDLE" --only transfer | tee "$OUT_DIR/transfer.txt"
+  else
+    log "micro_bench not built (add it to --targets); no transfer bandwidth"
+  fi
+}
+
 # ---------------------------------------------------------------------------------------------
 # Report: every stage and run recorded in the work directory, as JSON and Markdown.
 
@@ -525,6 +542,7 @@ stage test build
 stage export deps
 stage plan build export
 stage generate build export
+stage bench build export
 write_report >/dev/null
 log "report: $OUT_DIR/report.md"
 exit "$FAILED"

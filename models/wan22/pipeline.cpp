@@ -51,7 +51,9 @@ std::string plan_summary(const OptimizationPlan& plan) {
   if (plan.offload == OffloadPolicy::kSequential || plan.offload == OffloadPolicy::kFull) {
     text += fmt::format(", blocks resident {}, prefetch {}", plan.blocks_resident, plan.prefetch);
   }
-  return text + fmt::format(", text encoder {}", text_encoder_placement_name(plan.text_encoder));
+  text += fmt::format(", text encoder {}", text_encoder_placement_name(plan.text_encoder));
+  if (plan.host_residency == HostResidency::kOnDemand) text += ", weights loaded on first use";
+  return text;
 }
 
 }  // namespace
@@ -79,15 +81,49 @@ struct Pipeline::Impl {
   BundleManifest manifest;
   WanSpec spec;
   std::unique_ptr<Tokenizer> tokenizer;
-  std::unique_ptr<Component> text_encoder;
-  std::map<std::string, std::unique_ptr<Component>> experts;
-  std::unique_ptr<Component> vae;
-  std::unique_ptr<StagedExecutor> text_executor;
-  std::map<std::string, std::unique_ptr<StagedExecutor>> dit_executors;
+  // Loaded components (all of them, or with host residency on_demand those in use) and the
+  // executors of the staged ones.
+  std::map<std::string, std::unique_ptr<Component>> components;
+  std::map<std::string, std::unique_ptr<StagedExecutor>> executors;
   std::unique_ptr<ResidencyManager> residency;
   std::unique_ptr<DeviceBackend> backend;
   bool fallback = true;
+  bool on_demand = false;  // HostResidency::kOnDemand: load at first use, free after last
   double load_seconds = 0;
+
+  // Loads component `name` to host memory and hands it to the residency manager (which casts
+  // it to its planned dtype); no-op when loaded.
+  void ensure_loaded(const std::string& name) {
+    if (components.count(name) != 0) return;
+    const auto start = Clock::now();
+    auto component = std::make_unique<Component>(Component::load(manifest, name));
+    const ComponentRole role = name == "text_encoder" ? ComponentRole::kTextEncoder
+                               : name == "vae"        ? ComponentRole::kVae
+                                                      : ComponentRole::kDenoiser;
+    if (component->entry().staged()) {
+      executors[name] = std::make_unique<StagedExecutor>(*component);
+    }
+    if (residency) {
+      residency->attach({name, role, component->module(), component->blocks(),
+                         component->entry().keep_fp32});
+    }
+    components[name] = std::move(component);
+    load_seconds += seconds_since(start);
+  }
+
+  // With host residency on_demand: drops component `name` after its last use of the run.
+  void unload_if_on_demand(const std::string& name) {
+    if (!on_demand || components.count(name) == 0) return;
+    residency->detach(name);
+    executors.erase(name);
+    components.erase(name);
+    release_host_memory();
+  }
+
+  Component& component(const std::string& name) {
+    ensure_loaded(name);
+    return *components.at(name);
+  }
 
   // Runs `fn` (one stage of `component`); after an out-of-memory error steps the plan down and
   // runs it again, until it fits or nothing cheaper is left.
@@ -138,10 +174,11 @@ struct Pipeline::Impl {
   // Prompt -> context [1, text_len, dim] float32, zero beyond the real tokens.
   at::Tensor encode_text(const std::string& text, const Callbacks& callbacks) {
     const Tokenizer::Encoded tokens = tokenizer->encode(text);
+    ensure_loaded("text_encoder");
     const at::Device device = device_of("text_encoder");
     const std::vector<at::Tensor> out = guarded("text_encoder", [&] {
       residency->enter("text_encoder");
-      return text_executor->run({tokens.ids.to(device), tokens.mask.to(device)},
+      return executors.at("text_encoder")->run({tokens.ids.to(device), tokens.mask.to(device)},
                                 residency->hooks("text_encoder"), callbacks.cancelled);
     });
     at::Tensor hidden = out.at(0).to(at::kCPU).to(at::kFloat);
@@ -153,10 +190,11 @@ struct Pipeline::Impl {
   at::Tensor run_dit(const std::string& name, const at::Tensor& x, const at::Tensor& t,
                      const at::Tensor& context, const Callbacks& callbacks, int& calls) {
     ++calls;
+    ensure_loaded(name);
     const at::Device device = device_of(name);
     return guarded(name, [&] {
       residency->enter(name);
-      return dit_executors.at(name)
+      return executors.at(name)
           ->run({x.to(device), t.to(device), context.to(device)}, residency->hooks(name),
                 callbacks.cancelled)
           .at(0)
@@ -166,9 +204,10 @@ struct Pipeline::Impl {
   }
 
   at::Tensor vae_encode(const at::Tensor& video) {
+    ensure_loaded("vae");
     const at::Tensor out = guarded("vae", [&] {
       residency->enter("vae");
-      return vae->module()
+      return component("vae").module()
           .get_method("encode")({video.to(device_of("vae"), residency->compute_dtype("vae"))})
           .toTensor()
           .to(at::kCPU)
@@ -202,18 +241,6 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& bundle_dir, const Lo
   }
   impl->tokenizer = std::make_unique<Tokenizer>(impl->manifest.tokenizer_path, text_len);
 
-  const auto start = Clock::now();
-  impl->text_encoder =
-      std::make_unique<Component>(Component::load(impl->manifest, "text_encoder"));
-  for (const auto& name : impl->spec.experts) {
-    impl->experts[name] = std::make_unique<Component>(Component::load(impl->manifest, name));
-  }
-  impl->vae = std::make_unique<Component>(Component::load(impl->manifest, "vae"));
-  impl->text_executor = std::make_unique<StagedExecutor>(*impl->text_encoder);
-  for (const auto& [name, component] : impl->experts) {
-    impl->dit_executors[name] = std::make_unique<StagedExecutor>(*component);
-  }
-
   // The plan: dtypes are applied now (in place, on the host copies); weights move to the
   // compute device during generate() as each component's residency says.
   OptimizationPlan plan = options.plan ? *options.plan : resident_plan(impl->manifest);
@@ -225,18 +252,16 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& bundle_dir, const Lo
       if (plan.offload == OffloadPolicy::kNone) c.residency = Residency::kWholeRun;
     }
   }
-  std::vector<ManagedComponent> managed;
-  auto add = [&](const Component& c, ComponentRole role) {
-    managed.push_back({c.entry().name, role, c.module(), c.blocks(), c.entry().keep_fp32});
-  };
-  add(*impl->text_encoder, ComponentRole::kTextEncoder);
-  for (const auto& [name, component] : impl->experts) add(*component, ComponentRole::kDenoiser);
-  add(*impl->vae, ComponentRole::kVae);
   if (plan.on_gpu()) impl->backend = make_cuda_backend(cuda_index(plan.device));
-  impl->residency = OptimizationManager().apply_memory_optimizations(std::move(managed), plan,
+  impl->on_demand = plan.host_residency == HostResidency::kOnDemand;
+  impl->residency = OptimizationManager().apply_memory_optimizations({}, plan,
                                                                      options.vram_budget);
+  if (!impl->on_demand) {
+    impl->ensure_loaded("text_encoder");
+    for (const auto& name : impl->spec.experts) impl->ensure_loaded(name);
+    impl->ensure_loaded("vae");
+  }
   impl->fallback = options.fallback;
-  impl->load_seconds = seconds_since(start);
   return std::unique_ptr<Pipeline>(new Pipeline(std::move(impl)));
 }
 
@@ -300,6 +325,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const Callback
   const at::Tensor context_null = p.encode_text(r.negative_prompt, callbacks);
   report(callbacks, "text_encoder", 2, 2);
   residency.leave("text_encoder");
+  p.unload_if_on_demand("text_encoder");
   end_stage("text_encoder", stage_start);
 
   const std::vector<int64_t> shape = r.latent_shape(spec);
@@ -356,7 +382,10 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const Callback
         spec.is_moe() ? (high ? spec.experts[0] : spec.experts[1]) : spec.experts[0];
     const double g = high ? r.guide_high : r.guide_low;
     if (name != active_expert) {
-      if (!active_expert.empty()) residency.leave(active_expert);
+      if (!active_expert.empty()) {
+        residency.leave(active_expert);
+        p.unload_if_on_demand(active_expert);  // the expert switch happens once
+      }
       active_expert = name;
     }
     const at::Tensor t_val = at::full({1}, static_cast<float>(t_int), at::kFloat);
@@ -395,7 +424,10 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const Callback
     result.expert_trace.push_back(name);
     report(callbacks, "denoise", i + 1, total);
   }
-  if (!active_expert.empty()) residency.leave(active_expert);
+  if (!active_expert.empty()) {
+    residency.leave(active_expert);
+    p.unload_if_on_demand(active_expert);
+  }
   end_stage("denoise", stage_start);
 
   // Causal decode one latent frame at a time: the same frames as decode(), flat memory; the
@@ -412,7 +444,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const Callback
   result.vae_tiles = static_cast<int>(VaeDecoder::tile_plan(shape[2], decode.tiling).chunks.size() *
                                       VaeDecoder::tile_plan(shape[3], decode.tiling).chunks.size());
   std::vector<at::Tensor> videos;
-  const VaeDecoder decoder(p.vae->module(), spec.vae_stride[0], spec.vae_stride[1]);
+  const VaeDecoder decoder(p.component("vae").module(), spec.vae_stride[0], spec.vae_stride[1]);
   // A retry after a fallback decodes from the start again; the frames already handed on are
   // skipped (decoding is deterministic), so a streamed output sees each frame once.
   std::int64_t emitted = 0;
@@ -435,6 +467,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const Callback
     });
   });
   residency.leave("vae");
+  p.unload_if_on_demand("vae");
   if (!callbacks.on_frames) {
     result.video = videos.size() == 1 ? videos[0] : at::cat(videos, 1);
     videos.clear();

@@ -96,8 +96,10 @@ struct GenerateResult {
 /// whole run in its stored dtype, nothing offloaded.
 OptimizationPlan resident_plan(const BundleManifest& manifest, const std::string& device = "cpu");
 
-/// A loaded Wan 2.2 bundle, ready to generate. Components are loaded to host memory; the plan
-/// (LoadOptions::plan) decides their dtype, the compute device and when weights move there.
+/// A loaded Wan 2.2 bundle, ready to generate. Components are loaded to host memory — all at
+/// load(), or with the plan's host residency on_demand each at its first use in a run and freed
+/// after its last; the plan (LoadOptions::plan) decides their dtype, the compute device and
+/// when weights move there.
 /// Without a plan everything runs on the CPU in the stored dtype (fp32 bundles give results
 /// equal to the Python reference within 1e-4).
 class Pipeline {
@@ -114,7 +116,8 @@ class Pipeline {
   const WanSpec& spec() const;
   /// The manifest the bundle was read from.
   const BundleManifest& manifest() const;
-  /// Seconds spent loading components.
+  /// Seconds spent loading components (with host residency on_demand, summed over the loads
+  /// made during generate() calls so far).
   double load_seconds() const;
   /// Weights, plan and residency ledger (the plan may change during generate() by fallback).
   const ResidencyManager& residency() const;
