@@ -344,7 +344,8 @@ void Planner::set_tile(int side) {
   t.tile_h = std::min(lat_h, side);
   t.tile_w = std::min(lat_w, side);
   t.enabled = t.tile_h < lat_h || t.tile_w < lat_w;
-  t.overlap = t.enabled ? std::max(1, std::min(side / 8, 8)) : 0;
+  // The pipeline's tiling (models/wan22 vae_tiling_for_pixels): a quarter tile, rounded up.
+  t.overlap = t.enabled ? (side + 3) / 4 : 0;
   plan_.vae_tiling = t.enabled ? t : VaeTiling{};
 }
 

@@ -91,7 +91,9 @@ void apply_plan_chunking(const OptimizationPlan& plan, const wan22::WanSpec& spe
     request.chunk_overlap = plan.frame_chunking.overlap * spec.vae_stride[0];
   }
   if (!request.vae_tile && plan.vae_tiling.enabled) {
-    request.vae_tile = plan.vae_tiling.tile_h * spec.vae_stride[1];
+    // Square tiles of the planner's side (tile_h or tile_w is clipped to the frame).
+    request.vae_tile =
+        std::max(plan.vae_tiling.tile_h, plan.vae_tiling.tile_w) * spec.vae_stride[1];
   }
 }
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "models/wan22/model_spec.h"
+#include "models/wan22/vae_decoder.h"
 #include "optim/optimization_manager.h"
 
 namespace wanrt::wan22 {
@@ -340,6 +341,31 @@ std::vector<MemoryItem> vae_decode_memory_items(const VaeDims& v, int lat_h, int
   };
 }
 
+std::vector<MemoryItem> vae_tiled_decode_memory_items(const VaeDims& v, int lat_h, int lat_w,
+                                                      int tile, Dtype dtype) {
+  // The tiling the pipeline decodes with (VaeDecoder): square tiles of `tile` latent px, a
+  // quarter-tile overlap, end-aligned, so every tile has the full size (or the frame's).
+  const wan22::VaeTiling tiling = vae_tiling_for_pixels(tile * v.stride_s, v.stride_s);
+  const ChunkPlan rows = VaeDecoder::tile_plan(lat_h, tiling);
+  const ChunkPlan cols = VaeDecoder::tile_plan(lat_w, tiling);
+  const int th = static_cast<int>(rows.chunks.front().end - rows.chunks.front().start);
+  const int tw = static_cast<int>(cols.chunks.front().end - cols.chunks.front().start);
+  const std::int64_t tiles = static_cast<std::int64_t>(rows.chunks.size() * cols.chunks.size());
+  std::vector<MemoryItem> items = vae_decode_memory_items(v, th, tw, dtype);
+  // Each tile carries its own causal cache from one latent frame to the next, so all of them
+  // are alive for the whole decode: tiling shrinks the step workspace, not the caches.
+  MemoryItem& cache = items.front();
+  cache.detail = fmt::format("{} tiles ({}x{}) x [{}]", tiles, rows.chunks.size(),
+                             cols.chunks.size(), cache.detail);
+  cache.bytes *= tiles;
+  const std::int64_t frame_pixels = std::int64_t(lat_h) * lat_w * v.stride_s * v.stride_s;
+  items.push_back(make_memory_item("blended output chunk", 3LL * v.stride_t * frame_pixels * 4,
+                                   MemoryItem::kActivation,
+                                   fmt::format("[3, {}, {}, {}] fp32: the tiles are blended into it",
+                                               v.stride_t, lat_h * v.stride_s, lat_w * v.stride_s)));
+  return items;
+}
+
 std::vector<MemoryItem> vae_encode_memory_items(const VaeDims& v, int width, int height, int frames,
                                                 Dtype dtype) {
   const VaeWalk walk = walk_vae_encoder(v);
@@ -387,9 +413,10 @@ class WanActivationModel : public ActivationModel {
         return vae_encode_memory_items(vae_, w.width, w.height, spec_.task == "i2v" ? w.frames : 1,
                                        q.vae_dtype);
       case RunStage::kDecode: {
-        const int th = q.vae_tiling.enabled ? std::min(lat_h, q.vae_tiling.tile_h) : lat_h;
-        const int tw = q.vae_tiling.enabled ? std::min(lat_w, q.vae_tiling.tile_w) : lat_w;
-        return vae_decode_memory_items(vae_, th, tw, q.vae_dtype);
+        if (!q.vae_tiling.enabled) return vae_decode_memory_items(vae_, lat_h, lat_w, q.vae_dtype);
+        const int side = std::max(std::min(lat_h, q.vae_tiling.tile_h),
+                                  std::min(lat_w, q.vae_tiling.tile_w));
+        return vae_tiled_decode_memory_items(vae_, lat_h, lat_w, side, q.vae_dtype);
       }
       case RunStage::kDenoise:
         break;

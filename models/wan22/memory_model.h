@@ -93,6 +93,11 @@ std::vector<MemoryItem> text_encoder_memory_items(const TextEncoderDims& te, Dty
 /// Items of the VAE decode of a latent of latent_h x latent_w per frame (a tile when tiled).
 std::vector<MemoryItem> vae_decode_memory_items(const VaeDims& vae, int latent_h, int latent_w,
                                                 Dtype dtype);
+/// Items of the tiled VAE decode of a latent of latent_h x latent_w per frame in square tiles of
+/// `tile` latent pixels, as the pipeline decodes (quarter-tile overlap): one tile's workspace,
+/// every tile's causal cache (they all live for the whole decode), the blended output chunk.
+std::vector<MemoryItem> vae_tiled_decode_memory_items(const VaeDims& vae, int latent_h,
+                                                      int latent_w, int tile, Dtype dtype);
 /// Items of the VAE encode of `frames` frames of width x height (the conditioning video).
 std::vector<MemoryItem> vae_encode_memory_items(const VaeDims& vae, int width, int height,
                                                 int frames, Dtype dtype);

@@ -149,6 +149,21 @@ TEST_CASE("VAE step workspace: the largest tensor of a decode step", "[models]")
   CHECK(item(items, "middle attention scores") == 3LL * 3520 * 3520 * 4);
 }
 
+TEST_CASE("tiled VAE decode: every tile keeps its cache, one tile's workspace", "[models]") {
+  // 720x1280 on the 2.1 VAE (latent 90x160) in tiles of 32 latent px (256 px): overlap
+  // ceil(32/4) = 8, so a tile advances by 24: rows 0,24,48 + end-aligned 58 -> 4; cols
+  // 0,24,...,120 + 128 -> 7; 28 tiles of 32x32.
+  const VaeDims v = read_vae_dims(manifest("wan2.2-t2v-a14b"));
+  const auto tiled = vae_tiled_decode_memory_items(v, 90, 160, 32, Dtype::kFp32);
+  const auto one = vae_decode_memory_items(v, 32, 32, Dtype::kFp32);
+  CHECK(item(tiled, "decoder cache") == 28 * cache_bytes(walk_vae_decoder(v).slots, 32, 32, 4));
+  CHECK(item(tiled, "decode step") == item(one, "decode step"));
+  CHECK(item(tiled, "blended output chunk") == 3LL * 4 * 720 * 1280 * 4);
+  // All the caches together exceed the untiled frame's: tiling buys workspace, not caches.
+  CHECK(item(tiled, "decoder cache") >
+        item(vae_decode_memory_items(v, 90, 160, Dtype::kFp32), "decoder cache"));
+}
+
 TEST_CASE("requirements: stages in order, roles, image stage only with an image", "[models]") {
   const ModelRequirements a14b = wan_requirements_from_path(profile_path("wan2.2-t2v-a14b"));
   std::vector<std::string> names;
