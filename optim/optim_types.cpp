@@ -164,6 +164,16 @@ std::int64_t parse_byte_size(const std::string& text, const std::string& what) {
   throw bad();
 }
 
+int cuda_device_index(const std::string& device) {
+  if (device == "cuda") return 0;
+  if (device.rfind("cuda:", 0) != 0) return -1;
+  try {
+    return std::stoi(device.substr(5));
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
 std::string format_gib(std::int64_t bytes) {
   return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / 1073741824.0);
 }

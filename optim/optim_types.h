@@ -65,6 +65,9 @@ AttentionKind parse_attention(const std::string& text, const std::string& what);
 /// units are honoured; a bare G/M/K/T is binary. Error(kUsage) naming `what` otherwise.
 std::int64_t parse_byte_size(const std::string& text, const std::string& what);
 
+/// The GPU index of a device name: N for "cuda:N", 0 for "cuda", -1 for anything else ("cpu").
+int cuda_device_index(const std::string& device);
+
 /// "1.50 GiB" (two decimals, binary units); the planner's reasons use it.
 std::string format_gib(std::int64_t bytes);
 

@@ -69,14 +69,9 @@ namespace wanrt {
 std::unique_ptr<ResidencyManager> OptimizationManager::apply_memory_optimizations(
     std::vector<ManagedComponent> components, const OptimizationPlan& plan,
     std::int64_t budget) const {
-  std::unique_ptr<DeviceTransfer> transfer;
-  if (plan.on_gpu()) {
-    const std::size_t colon = plan.device.find(':');
-    transfer = make_cuda_transfer(colon == std::string::npos ? 0
-                                                             : std::stoi(plan.device.substr(colon + 1)));
-  } else {
-    transfer = make_cpu_transfer();
-  }
+  std::unique_ptr<DeviceTransfer> transfer = plan.on_gpu()
+                                                 ? make_cuda_transfer(cuda_device_index(plan.device))
+                                                 : make_cpu_transfer();
   return std::make_unique<ResidencyManager>(std::move(components), plan, std::move(transfer),
                                             budget);
 }

@@ -252,8 +252,9 @@ int run_bench(const BenchOptions& o) {
   install_interrupt_handler();
   install_cpu_tracking();
   std::unique_ptr<DeviceBackend> backend;
-  if (planning.run_device != "cpu")
-    backend = make_cuda_backend(std::stoi(planning.run_device.substr(5)));
+  if (planning.run_device != "cpu") {
+    backend = make_cuda_backend(cuda_device_index(planning.run_device));
+  }
 
   BenchReport report;
   report.version = version();

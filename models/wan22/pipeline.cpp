@@ -40,11 +40,6 @@ void report(const Callbacks& callbacks, const char* stage, int step, int total) 
   if (callbacks.progress) callbacks.progress(ProgressEvent{stage, step, total});
 }
 
-int cuda_index(const std::string& device) {
-  const std::size_t colon = device.find(':');
-  return colon == std::string::npos ? 0 : std::stoi(device.substr(colon + 1));
-}
-
 std::string plan_summary(const OptimizationPlan& plan) {
   std::string text = fmt::format("device {}, dtype {}, offload {}", plan.device,
                                  dtype_name(plan.dtype), offload_name(plan.offload));
@@ -103,10 +98,8 @@ struct Pipeline::Impl {
     if (component->entry().staged()) {
       executors[name] = std::make_unique<StagedExecutor>(*component);
     }
-    if (residency) {
-      residency->attach({name, role, component->module(), component->blocks(),
-                         component->entry().keep_fp32});
-    }
+    residency->attach(
+        {name, role, component->module(), component->blocks(), component->entry().keep_fp32});
     components[name] = std::move(component);
     load_seconds += seconds_since(start);
   }
@@ -139,32 +132,19 @@ struct Pipeline::Impl {
     }
   }
 
+  // Steps the plan down after `error` (ResidencyManager::step_down also steps on while the
+  // cheaper plan's weights do not fit either); when nothing cheaper is left, says what would.
   void step_down(const std::string& component, const Error& error) {
-    std::string message = error.what();
-    for (;;) {
-      try {
-        if (backend) backend->empty_cache();
-        const std::optional<FallbackStep> step = residency->step_down(component, message);
-        if (!step) {
-          throw Error(
-              ErrorCategory::kOutOfMemory,
-              fmt::format("{}; no cheaper plan is left (the smallest needs {} of device memory "
-                          "for weights)",
-                          message, format_gib(residency->minimum_device_bytes())),
-              fmt::format("give the device at least {} plus activations (--vram-budget), lower "
-                          "--size or --frames, or run on the CPU (--device cpu)",
-                          format_gib(residency->minimum_device_bytes())));
-        }
-        return;
-      } catch (const Error& again) {
-        // Re-acquiring under the cheaper plan can run out too: step further down.
-        if (again.category() != ErrorCategory::kOutOfMemory ||
-            std::string(again.what()).find("no cheaper plan") != std::string::npos) {
-          throw;
-        }
-        message = again.what();
-      }
-    }
+    if (backend) backend->empty_cache();
+    if (residency->step_down(component, error.what())) return;
+    const std::string least = format_gib(residency->minimum_device_bytes());
+    throw Error(ErrorCategory::kOutOfMemory,
+                fmt::format("{}; no cheaper plan is left (the smallest needs {} of device memory "
+                            "for weights)",
+                            error.what(), least),
+                fmt::format("give the device at least {} plus activations (--vram-budget), lower "
+                            "--size or --frames, or run on the CPU (--device cpu)",
+                            least));
   }
 
   at::Device device_of(const std::string& component) const {
@@ -252,7 +232,7 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& bundle_dir, const Lo
       if (plan.offload == OffloadPolicy::kNone) c.residency = Residency::kWholeRun;
     }
   }
-  if (plan.on_gpu()) impl->backend = make_cuda_backend(cuda_index(plan.device));
+  if (plan.on_gpu()) impl->backend = make_cuda_backend(cuda_device_index(plan.device));
   impl->on_demand = plan.host_residency == HostResidency::kOnDemand;
   impl->residency = OptimizationManager().apply_memory_optimizations({}, plan,
                                                                      options.vram_budget);

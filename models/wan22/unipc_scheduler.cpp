@@ -21,6 +21,28 @@ at::Tensor scalar_like(double value, const at::Tensor& like) {
   return at::scalar_tensor(value, at::TensorOptions().dtype(like.scalar_type()));
 }
 
+// The first-order (DPM-Solver-1) part shared by UniP and UniC, from sigma_s0 to sigma_t with
+// the data prediction m0; the higher-order terms build on its coefficients.
+struct FirstOrder {
+  at::Tensor alpha_t, lambda_s0, h, hh;
+  at::Tensor h_phi_1;  // h * phi_1(hh) = expm1(hh)
+  at::Tensor b_h;      // B(h) of the bh2 variant: expm1(hh) as well
+  at::Tensor x_t;
+};
+
+FirstOrder first_order(const at::Tensor& x, const at::Tensor& m0, const at::Tensor& sigma_s0,
+                       const at::Tensor& sigma_t) {
+  FirstOrder f;
+  f.alpha_t = at::rsub(sigma_t, 1);
+  f.lambda_s0 = lambda_of(sigma_s0);
+  f.h = lambda_of(sigma_t) - f.lambda_s0;
+  f.hh = -f.h;
+  f.h_phi_1 = at::expm1(f.hh);
+  f.b_h = f.h_phi_1;
+  f.x_t = sigma_t / sigma_s0 * x - f.alpha_t * f.h_phi_1 * m0;
+  return f;
+}
+
 class UniPCScheduler final : public FlowSchedulerBase {
  public:
   using FlowSchedulerBase::FlowSchedulerBase;
@@ -57,47 +79,30 @@ class UniPCScheduler final : public FlowSchedulerBase {
 
   // UniP from sigma_i to sigma_{i+1}.
   at::Tensor predict(const at::Tensor& x, int i, int order) const {
-    const at::Tensor sigma_t = sigma(i + 1);
-    const at::Tensor sigma_s0 = sigma(i);
-    const at::Tensor alpha_t = at::rsub(sigma_t, 1);
-    const at::Tensor lambda_s0 = lambda_of(sigma_s0);
-    const at::Tensor h = lambda_of(sigma_t) - lambda_s0;
-    const at::Tensor hh = -h;
-    const at::Tensor h_phi_1 = at::expm1(hh);
-    const at::Tensor b_h = at::expm1(hh);
     const at::Tensor& m0 = x0_newest_;
-    at::Tensor x_t = sigma_t / sigma_s0 * x - alpha_t * h_phi_1 * m0;
-    if (order == 2) {
-      const at::Tensor rk = (lambda_of(sigma(i - 1)) - lambda_s0) / h;
-      const at::Tensor d1 = (x0_older_ - m0) / rk;
-      // Order-2 UniP uses the fixed rho = 0.5 (the official "simplified version").
-      x_t = x_t - alpha_t * b_h * (scalar_like(0.5, x) * d1);
-    }
-    return x_t;
+    const FirstOrder f = first_order(x, m0, sigma(i), sigma(i + 1));
+    if (order != 2) return f.x_t;
+    const at::Tensor rk = (lambda_of(sigma(i - 1)) - f.lambda_s0) / f.h;
+    const at::Tensor d1 = (x0_older_ - m0) / rk;
+    // Order-2 UniP uses the fixed rho = 0.5 (the official "simplified version").
+    return f.x_t - f.alpha_t * f.b_h * (scalar_like(0.5, x) * d1);
   }
 
   // UniC: recompute the step sigma_{i-1} -> sigma_i with the new x0 prediction `model_t`.
   at::Tensor correct(const at::Tensor& model_t, int i, int order) const {
     const at::Tensor& x = last_sample_;
     const at::Tensor& m0 = x0_newest_;
-    const at::Tensor sigma_t = sigma(i);
-    const at::Tensor sigma_s0 = sigma(i - 1);
-    const at::Tensor alpha_t = at::rsub(sigma_t, 1);
-    const at::Tensor lambda_s0 = lambda_of(sigma_s0);
-    const at::Tensor h = lambda_of(sigma_t) - lambda_s0;
-    const at::Tensor hh = -h;
-    const at::Tensor h_phi_1 = at::expm1(hh);
-    const at::Tensor b_h = at::expm1(hh);
-    const at::Tensor x_t = sigma_t / sigma_s0 * x - alpha_t * h_phi_1 * m0;
+    const FirstOrder f = first_order(x, m0, sigma(i - 1), sigma(i));
+    const at::Tensor &alpha_t = f.alpha_t, &h = f.h, &hh = f.hh, &b_h = f.b_h, &x_t = f.x_t;
     const at::Tensor d1_t = model_t - m0;
     if (order == 1) {
       return x_t - alpha_t * b_h * (scalar_like(0.5, x) * d1_t);
     }
-    const at::Tensor rk = (lambda_of(sigma(i - 2)) - lambda_s0) / h;
+    const at::Tensor rk = (lambda_of(sigma(i - 2)) - f.lambda_s0) / h;
     const at::Tensor d1 = (x0_older_ - m0) / rk;
     // b_k = (k-1)! * h*phi_k(hh) / B(h), with h*phi_1 = expm1(hh) and the recursion
     // phi_{k+1} = phi_k / hh - 1/k!; R = [[1, 1], [rk, 1]] (powers of rks = [rk, 1]).
-    at::Tensor h_phi_k = h_phi_1 / hh - 1;
+    at::Tensor h_phi_k = f.h_phi_1 / hh - 1;
     const at::Tensor b1 = h_phi_k * 1 / b_h;
     h_phi_k = h_phi_k / hh - 0.5;
     const at::Tensor b2 = h_phi_k * 2 / b_h;

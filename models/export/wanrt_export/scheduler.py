@@ -99,6 +99,19 @@ def _lam(sigma: Tensor) -> Tensor:
     return torch.log(alpha) - torch.log(sigma)
 
 
+def _first_order(x: Tensor, m0: Tensor, sigma_s0: Tensor, sigma_t: Tensor):
+    """The first-order part shared by UniP and UniC, from sigma_s0 to sigma_t with the data
+    prediction m0: (alpha_t, lambda_s0, h, hh, h_phi_1, x_t). In the bh2 variant
+    B(h) = h * phi_1(hh) = expm1(hh), so h_phi_1 is also b_h."""
+    alpha_t = 1 - sigma_t
+    lambda_s0 = _lam(sigma_s0)
+    h = _lam(sigma_t) - lambda_s0
+    hh = -h
+    h_phi_1 = torch.expm1(hh)
+    x_t = sigma_t / sigma_s0 * x - alpha_t * h_phi_1 * m0
+    return alpha_t, lambda_s0, h, hh, h_phi_1, x_t
+
+
 class FlowUniPCScheduler(_FlowSchedulerBase):
     """UniPC-2 (bh2, data prediction) for flow velocity models, as used by Wan 2.2."""
 
@@ -134,16 +147,9 @@ class FlowUniPCScheduler(_FlowSchedulerBase):
 
     def _predict(self, x: Tensor, i: int, order: int) -> Tensor:
         """UniP from sigma_i to sigma_{i+1}."""
-        sigma_t, sigma_s0 = self.sigmas[i + 1], self.sigmas[i]
-        alpha_t = 1 - sigma_t
-        lambda_s0 = _lam(sigma_s0)
-        h = _lam(sigma_t) - lambda_s0
-        hh = -h
-        h_phi_1 = torch.expm1(hh)
-        b_h = torch.expm1(hh)
         m0 = self._x0_preds[1]
         assert m0 is not None
-        x_t = sigma_t / sigma_s0 * x - alpha_t * h_phi_1 * m0
+        alpha_t, lambda_s0, h, _, b_h, x_t = _first_order(x, m0, self.sigmas[i], self.sigmas[i + 1])
         if order == 2:
             m1 = self._x0_preds[0]
             assert m1 is not None
@@ -158,14 +164,9 @@ class FlowUniPCScheduler(_FlowSchedulerBase):
         x = self._last_sample
         m0 = self._x0_preds[1]
         assert x is not None and m0 is not None
-        sigma_t, sigma_s0 = self.sigmas[i], self.sigmas[i - 1]
-        alpha_t = 1 - sigma_t
-        lambda_s0 = _lam(sigma_s0)
-        h = _lam(sigma_t) - lambda_s0
-        hh = -h
-        h_phi_1 = torch.expm1(hh)
-        b_h = torch.expm1(hh)
-        x_t = sigma_t / sigma_s0 * x - alpha_t * h_phi_1 * m0
+        alpha_t, lambda_s0, h, hh, h_phi_1, x_t = _first_order(x, m0, self.sigmas[i - 1],
+                                                                self.sigmas[i])
+        b_h = h_phi_1
         d1_t = model_t - m0
         if order == 1:
             rho_t = torch.tensor(0.5, dtype=x.dtype)

@@ -10,13 +10,12 @@ and the encode/decode API are described in `vae_common`.
 from typing import List
 
 import torch.nn as nn
-from torch import Tensor
 
-from .vae_common import (AttentionBlock, CacheRegistry, CausalConv3d, Resample, ResidualBlock,
-                         RMSNorm, WanVAEBase)
+from .vae_common import (CacheRegistry, CausalConv3d, CausalDecoder, CausalEncoder, Resample,
+                         ResidualBlock, WanVAEBase, middle_blocks, output_head)
 
 
-class Encoder21(nn.Module):
+class Encoder21(CausalEncoder):
     """Causal encoder: [B, 3, t, H, W] chunk -> [B, 2*z, t', H/8, W/8]."""
 
     def __init__(self, dim: int, z2: int, dim_mult, num_res_blocks: int, temporal_down,
@@ -37,24 +36,11 @@ class Encoder21(nn.Module):
                                        reg=reg, scale=(1, den), **kw))
                 den *= 2
         self.downsamples = nn.ModuleList(layers)
-        self.middle = nn.ModuleList([ResidualBlock(out_dim, out_dim, reg, (1, den), **kw),
-                                     AttentionBlock(out_dim, **kw),
-                                     ResidualBlock(out_dim, out_dim, reg, (1, den), **kw)])
-        self.head = nn.ModuleList([RMSNorm(out_dim, images=False, **kw), nn.SiLU(),
-                                   CausalConv3d(out_dim, z2, 3, padding=1, reg=reg,
-                                                scale=(1, den), **kw)])
-
-    def forward(self, x: Tensor, cache: List[Tensor], first: bool) -> Tensor:
-        x = self.conv1(x, cache)
-        for layer in self.downsamples:
-            x = layer(x, cache, first)
-        x = self.middle[0](x, cache, first)
-        x = self.middle[1](x)
-        x = self.middle[2](x, cache, first)
-        return self.head[2](nn.functional.silu(self.head[0](x)), cache)
+        self.middle = middle_blocks(out_dim, reg, (1, den), **kw)
+        self.head = output_head(out_dim, z2, reg, (1, den), **kw)
 
 
-class Decoder21(nn.Module):
+class Decoder21(CausalDecoder):
     """Causal decoder: one latent frame [B, z, 1, h, w] -> [B, 3, 1 or 4, 8h, 8w]."""
 
     def __init__(self, dim: int, z_dim: int, dim_mult, num_res_blocks: int, temporal_up,
@@ -64,9 +50,7 @@ class Decoder21(nn.Module):
         dims = [dim * u for u in [dim_mult[-1]] + list(dim_mult)[::-1]]
         num = 1
         self.conv1 = CausalConv3d(z_dim, dims[0], 3, padding=1, reg=reg, scale=(num, 1), **kw)
-        self.middle = nn.ModuleList([ResidualBlock(dims[0], dims[0], reg, (num, 1), **kw),
-                                     AttentionBlock(dims[0], **kw),
-                                     ResidualBlock(dims[0], dims[0], reg, (num, 1), **kw)])
+        self.middle = middle_blocks(dims[0], reg, (num, 1), **kw)
         layers: List[nn.Module] = []
         out_dim = dims[0]
         for i, (in_dim, out_dim) in enumerate(zip(dims[:-1], dims[1:])):
@@ -81,19 +65,7 @@ class Decoder21(nn.Module):
                                        **kw))
                 num *= 2
         self.upsamples = nn.ModuleList(layers)
-        last = out_dim
-        self.head = nn.ModuleList([RMSNorm(last, images=False, **kw), nn.SiLU(),
-                                   CausalConv3d(last, out_channels, 3, padding=1, reg=reg,
-                                                scale=(num, 1), **kw)])
-
-    def forward(self, x: Tensor, cache: List[Tensor], first: bool) -> Tensor:
-        x = self.conv1(x, cache)
-        x = self.middle[0](x, cache, first)
-        x = self.middle[1](x)
-        x = self.middle[2](x, cache, first)
-        for layer in self.upsamples:
-            x = layer(x, cache, first)
-        return self.head[2](nn.functional.silu(self.head[0](x)), cache)
+        self.head = output_head(out_dim, out_channels, reg, (num, 1), **kw)
 
 
 class WanVAE21(WanVAEBase):

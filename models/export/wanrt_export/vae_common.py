@@ -216,6 +216,47 @@ class AttentionBlock(nn.Module):
         return _batch_to_frames(self.proj(y), b) + x
 
 
+def middle_blocks(dim: int, reg: CacheRegistry, scale: Tuple[int, int], **kw) -> nn.ModuleList:
+    """The middle of an encoder or decoder: ResidualBlock, AttentionBlock, ResidualBlock."""
+    return nn.ModuleList([ResidualBlock(dim, dim, reg, scale, **kw), AttentionBlock(dim, **kw),
+                          ResidualBlock(dim, dim, reg, scale, **kw)])
+
+
+def output_head(dim: int, out_channels: int, reg: CacheRegistry, scale: Tuple[int, int],
+                **kw) -> nn.ModuleList:
+    """The head of an encoder or decoder: RMSNorm, SiLU, causal 3x3x3 conv."""
+    return nn.ModuleList([RMSNorm(dim, images=False, **kw), nn.SiLU(),
+                          CausalConv3d(dim, out_channels, 3, padding=1, reg=reg, scale=scale,
+                                       **kw)])
+
+
+class CausalEncoder(nn.Module):
+    """conv1 -> downsamples -> middle -> head; subclasses build the four parts (in that order:
+    cache slots are numbered as the layers are built)."""
+
+    def forward(self, x: Tensor, cache: List[Tensor], first: bool) -> Tensor:
+        x = self.conv1(x, cache)
+        for layer in self.downsamples:
+            x = layer(x, cache, first)
+        x = self.middle[0](x, cache, first)
+        x = self.middle[1](x)
+        x = self.middle[2](x, cache, first)
+        return self.head[2](F.silu(self.head[0](x)), cache)
+
+
+class CausalDecoder(nn.Module):
+    """conv1 -> middle -> upsamples -> head; subclasses build the four parts in that order."""
+
+    def forward(self, x: Tensor, cache: List[Tensor], first: bool) -> Tensor:
+        x = self.conv1(x, cache)
+        x = self.middle[0](x, cache, first)
+        x = self.middle[1](x)
+        x = self.middle[2](x, cache, first)
+        for layer in self.upsamples:
+            x = layer(x, cache, first)
+        return self.head[2](F.silu(self.head[0](x)), cache)
+
+
 def patchify(x: Tensor, p: int) -> Tensor:
     """[B, C, F, H*p, W*p] -> [B, C*p*p, F, H, W], channel = c*p*p + r*p + q
     (official einops "b c f (h q) (w r) -> b (c r q) f h w")."""
