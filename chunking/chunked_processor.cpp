@@ -62,18 +62,15 @@ at::Tensor ChunkedProcessor::process_chunked_generation(
       // `result` ends here: the chunk's memory is gone before release_memory or the next one.
     } catch (const Error& e) {
       throw Error(e.category(), fmt::format("{}: {}", where, e.what()), e.hint());
-    } catch (const c10::OutOfMemoryError& e) {
-      throw Error(ErrorCategory::kOutOfMemory,
-                  fmt::format("{}: {}", where, e.what_without_backtrace()),
-                  "use smaller chunks or enable offloading");
-    } catch (const std::bad_alloc& e) {
-      throw Error(ErrorCategory::kOutOfMemory, fmt::format("{}: {}", where, e.what()),
-                  "use smaller chunks or enable offloading");
-    } catch (const c10::Error& e) {
-      throw Error(ErrorCategory::kInternal,
-                  fmt::format("{}: {}", where, e.what_without_backtrace()));
     } catch (const std::exception& e) {
-      throw Error(ErrorCategory::kInternal, fmt::format("{}: {}", where, e.what()));
+      const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+      const std::string message =
+          first_line(c10_error ? c10_error->what_without_backtrace() : e.what());
+      if (is_out_of_memory(e)) {
+        throw Error(ErrorCategory::kOutOfMemory, fmt::format("{}: {}", where, message),
+                    "use smaller chunks or enable offloading");
+      }
+      throw Error(ErrorCategory::kInternal, fmt::format("{}: {}", where, message));
     }
     if (options.progress) options.progress(i + 1, n);
     if (memory_cleanup_ && options.release_memory && i + 1 < n) options.release_memory();

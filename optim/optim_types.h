@@ -13,7 +13,7 @@ namespace wanrt {
 /// Storage or compute precision of a component.
 enum class Dtype { kFp32, kBf16, kFp16 };
 
-/// Offload policy (ARCHITECTURE.md "Optimization layer"): none = all resident on the compute
+/// Offload policy (docs/architecture.md, offload policies): none = all resident on the compute
 /// device; model = whole components move on and off around their use; sequential = k blocks
 /// stay resident, the others stream in (prefetched) and are released after use; full = k = 0
 /// for every staged component, the text encoder included.

@@ -1,4 +1,4 @@
-// The planner: walks the ladder of ARCHITECTURE.md, cheapest first, until the memory estimate
+// The planner: walks the ladder (docs/optimization.md), cheapest first, until the memory estimate
 // fits the budgets; never changes a setting the user gave; logs every decision with its
 // numbers; when nothing fits, says what would (size, frames, RAM, VRAM, flags).
 #pragma once

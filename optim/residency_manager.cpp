@@ -187,10 +187,8 @@ class Ladder {
 
 // A failure of the copy itself (CUDA out of memory) as an Error the fallback recognises.
 [[noreturn]] void rethrow_transfer_failure(const std::string& what, const std::exception& e) {
-  const std::string message = e.what();
-  if (message.find("out of memory") != std::string::npos) {
-    const std::string line = message.substr(0, message.find('\n'));
-    throw Error(ErrorCategory::kOutOfMemory, fmt::format("{}: {}", what, line),
+  if (dynamic_cast<const Error*>(&e) == nullptr && is_out_of_memory(e)) {
+    throw Error(ErrorCategory::kOutOfMemory, fmt::format("{}: {}", what, first_line(e.what())),
                 "offload more (--offload model|sequential|full) or use --dtype bf16");
   }
   throw;

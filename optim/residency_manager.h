@@ -1,4 +1,4 @@
-// The offload policies of ARCHITECTURE.md as one mechanism: a ResidencyManager holds the
+// The offload policies of docs/architecture.md as one mechanism: a ResidencyManager holds the
 // weights of every component (runtime/module_weights.h), brings them to the compute device and
 // releases them as the plan's Residency says, records every move in a ResidencyLedger, and
 // gives StagedExecutor hooks that stream blocks. It also steps the plan down after an

@@ -3,18 +3,11 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <mutex>
 
 #include "runtime/error.h"
 
 namespace wanrt {
-namespace {
-
-std::string first_line(const std::string& text) {
-  const std::size_t end = text.find('\n');
-  return end == std::string::npos ? text : text.substr(0, end);
-}
-
-}  // namespace
 
 std::vector<torch::jit::Module> staged_blocks(const torch::jit::Module& module,
                                               const std::string& blocks_attr,
@@ -97,6 +90,26 @@ Component Component::load(const BundleManifest& manifest, const std::string& nam
     }
   }
   c.load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return c;
+}
+
+Component Component::share() const {
+  // Cloning registers the clone's methods in the module's compilation unit, which is not
+  // safe to do from two threads at once.
+  static std::mutex clone_mutex;
+  Component c;
+  c.entry_ = entry_;
+  c.path_ = path_;
+  c.load_seconds_ = load_seconds_;
+  {
+    std::lock_guard<std::mutex> lock(clone_mutex);
+    c.module_ = module_.clone(/*inplace=*/true);
+  }
+  c.module_.eval();
+  if (entry_.staged()) {
+    c.blocks_ = staged_blocks(c.module_, entry_.contract.blocks_attr,
+                              fmt::format("component '{}' ({})", entry_.name, path_));
+  }
   return c;
 }
 

@@ -47,6 +47,12 @@ class Component {
   /// The blocks of a staged component in order (empty for other kinds); they share their
   /// parameters with module().
   const std::vector<torch::jit::Module>& blocks() const { return blocks_; }
+  /// A component whose module is a clone of this one's sharing its tensors (their slots are
+  /// the clone's own): installing other tensors in the clone's attributes (a cast, device
+  /// copies) leaves this component unchanged, and tensors nobody replaces are not copied.
+  /// Safe to call from several threads at once.
+  Component share() const;
+
   /// Wall-clock seconds torch::jit::load and the checks took.
   double load_seconds() const { return load_seconds_; }
 

@@ -1,5 +1,9 @@
 #include "runtime/error.h"
 
+#include <c10/util/Exception.h>
+
+#include <new>
+#include <string>
 #include <utility>
 
 namespace wanrt {
@@ -35,6 +39,31 @@ std::string format_error(const Error& error) {
   std::string out = std::string("error [") + category_name(error.category()) + "]: " + error.what();
   if (!error.hint().empty()) out += "\nhint: " + error.hint();
   return out;
+}
+
+bool is_out_of_memory(const std::exception& e) noexcept {
+  if (const auto* ours = dynamic_cast<const Error*>(&e)) {
+    return ours->category() == ErrorCategory::kOutOfMemory;
+  }
+  if (dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr) return true;
+  if (dynamic_cast<const std::bad_alloc*>(&e) != nullptr) return true;
+  // Untyped forms, matched on the message (c10::Error::what() includes the backtrace, so only
+  // allocator phrases are matched, not arbitrary mentions of memory):
+  //   CPU (c10/core/impl/alloc_cpu.cpp): "DefaultCPUAllocator: can't allocate memory: ..." and
+  //     "DefaultCPUAllocator: not enough memory: ...";
+  //   CUDA: "CUDA out of memory. Tried to allocate ...", cudaErrorMemoryAllocation's
+  //     "CUDA error: out of memory".
+  const char* message = e.what();
+  if (message == nullptr) return false;
+  const std::string text = message;
+  return text.find("out of memory") != std::string::npos ||
+         text.find("not enough memory") != std::string::npos ||
+         text.find("can't allocate memory") != std::string::npos;
+}
+
+std::string first_line(const std::string& message) {
+  const std::size_t end = message.find('\n');
+  return end == std::string::npos ? message : message.substr(0, end);
 }
 
 }  // namespace wanrt

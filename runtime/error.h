@@ -6,7 +6,7 @@
 
 namespace wanrt {
 
-/// What kind of failure an Error is; decides the CLI exit code and the C status code.
+/// What kind of failure an Error is; decides the CLI exit code (and the planned C API's status).
 enum class ErrorCategory {
   kUsage,        ///< bad arguments or request values
   kBundle,       ///< missing, malformed or inconsistent model bundle
@@ -40,5 +40,15 @@ int exit_code(ErrorCategory category) noexcept;
 
 /// "error [category]: message" plus "hint: ..." on a second line when there is a hint.
 std::string format_error(const Error& error);
+
+/// Whether `e` reports a failed allocation. The one place that decides it: an
+/// Error(kOutOfMemory) (our budgets), a c10::OutOfMemoryError (LibTorch's CUDA caching
+/// allocator, and its CPU allocator in newer versions), std::bad_alloc, or a message of an allocator that
+/// throws untyped errors or whose error the TorchScript interpreter rewrapped: the CPU
+/// allocator's "can't allocate memory" / "not enough memory", CUDA's "out of memory".
+bool is_out_of_memory(const std::exception& e) noexcept;
+
+/// The first line of an exception message (LibTorch appends C++ and TorchScript traces).
+std::string first_line(const std::string& message);
 
 }  // namespace wanrt

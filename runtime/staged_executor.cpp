@@ -10,17 +10,6 @@
 namespace wanrt {
 namespace {
 
-std::string first_line(const std::string& text) {
-  const std::size_t end = text.find('\n');
-  return end == std::string::npos ? text : text.substr(0, end);
-}
-
-bool is_allocation_failure(const std::string& message) {
-  // CPU: "DefaultCPUAllocator: not enough memory"; CUDA: "CUDA out of memory".
-  return message.find("out of memory") != std::string::npos ||
-         message.find("not enough memory") != std::string::npos;
-}
-
 std::vector<at::Tensor> to_tensors(const c10::IValue& value, const std::string& what) {
   if (value.isTensor()) return {value.toTensor()};
   if (value.isTensorList()) return value.toTensorVector();
@@ -106,7 +95,7 @@ std::vector<at::Tensor> StagedExecutor::run_stage(const StageInfo& info,
     throw;
   } catch (const std::exception& e) {
     const std::string message = first_line(e.what());
-    if (is_allocation_failure(e.what())) {
+    if (is_out_of_memory(e)) {
       throw Error(ErrorCategory::kOutOfMemory, fmt::format("{}: {}", what, message),
                   "lower the memory use (offload, lower precision, smaller size or fewer frames)");
     }

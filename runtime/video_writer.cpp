@@ -513,3 +513,19 @@ void write_video(const std::string& path, const at::Tensor& frames,
 }
 
 }  // namespace wanrt
+
+namespace wanrt {
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+  const Destination dest = split_destination(path);
+  std::error_code ec;
+  if (fs::is_directory(dest.path, ec)) {
+    throw Error(ErrorCategory::kUsage, fmt::format("'{}' is a directory", path),
+                "name a file to write");
+  }
+  TempOutput temp(dest, /*directory=*/false);
+  video_detail::write_file(temp.path(), bytes.data(), bytes.size());
+  temp.publish();
+}
+
+}  // namespace wanrt

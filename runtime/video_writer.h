@@ -28,6 +28,13 @@ OutputFormat output_format_for(const std::string& path);
 /// same Error(kUsage) write_video would; lets a caller fail before hours of generation.
 void check_output_path(const std::string& path);
 
+/// Writes `bytes` to the file `path` with write_video's atomicity: a uniquely named temporary
+/// in the same directory, written and fsynced, then renamed over the destination (and the
+/// directory fsynced); on any failure the temporary is removed and the destination is left as
+/// it was. Error(kUsage) for an unusable path or a directory at `path`, Error(kResources) when
+/// the disk is full. For reports and sidecar files.
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
 /// Options of write_video.
 struct VideoWriteOptions {
   int fps = 16;  ///< frames per second of the MP4 (1..1000); ignored by the other formats

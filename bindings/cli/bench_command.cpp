@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,6 +24,7 @@
 #include "runtime/device_backend.h"
 #include "runtime/error.h"
 #include "runtime/image_reader.h"
+#include "runtime/video_writer.h"
 #include "runtime/tracking_allocator.h"
 #include "runtime/version.h"
 
@@ -46,20 +46,6 @@ struct Reference {
   at::Tensor video, frames, latent;
   bool set() const { return video.defined(); }
 };
-
-void write_text_atomic(const std::filesystem::path& target, const std::string& text) {
-  const auto tmp = target.parent_path() / ("." + target.filename().string() + ".tmp");
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out) {
-      std::filesystem::remove(tmp);
-      throw Error(ErrorCategory::kUsage, fmt::format("cannot write {}", target.string()),
-                  "check that --out names a writable directory");
-    }
-  }
-  std::filesystem::rename(tmp, target);
-}
 
 double max_abs(const at::Tensor& a, const at::Tensor& b) {
   if (!a.defined() || !b.defined()) return 0.0;
@@ -298,8 +284,8 @@ int run_bench(const BenchOptions& o) {
 
   const nlohmann::json doc = bench_json(report);
   const std::string table = bench_markdown(report);
-  write_text_atomic(out_dir / "bench.json", doc.dump(2) + "\n");
-  write_text_atomic(out_dir / "bench.md", table);
+  write_file_atomic((out_dir / "bench.json").string(), doc.dump(2) + "\n");
+  write_file_atomic((out_dir / "bench.md").string(), table);
   if (o.json) {
     fmt::print("{}\n", doc.dump(2));
   } else {

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -119,21 +118,6 @@ nlohmann::json plan_json(const GenerateOptions& o, const wan22::Pipeline& pipeli
           {"vram_budget_bytes", vram_budget > 0 ? nlohmann::json(vram_budget) : nlohmann::json()},
           {"ledger_peak_bytes", result.ledger_peak_bytes},
           {"fallbacks", fallbacks}};
-}
-
-void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::filesystem::path target(path);
-  const auto tmp = target.parent_path() / ("." + target.filename().string() + ".tmp");
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out) {
-      std::filesystem::remove(tmp);
-      throw Error(ErrorCategory::kUsage, fmt::format("cannot write {}", path),
-                  "check that the directory exists and is writable");
-    }
-  }
-  std::filesystem::rename(tmp, target);
 }
 
 // The chunking part of the plan; null where a setting is off.
@@ -276,7 +260,7 @@ int run_generate(const GenerateOptions& o) {
   const nlohmann::json report = report_json(o, bundle, *pipeline, result, total, vram_budget);
   std::string sidecar = o.out;
   while (!sidecar.empty() && sidecar.back() == '/') sidecar.pop_back();
-  write_text_atomic(sidecar + ".json", report.dump(2) + "\n");
+  write_file_atomic(sidecar + ".json", report.dump(2) + "\n");
   if (o.json) {
     fmt::print("{}\n", report.dump(2));
   } else {

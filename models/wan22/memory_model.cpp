@@ -479,16 +479,20 @@ ModelRequirements wan_requirements(const BundleManifest& m) {
     c.block_bytes = e.block_bytes;
     c.inputs = e.contract.inputs;
     c.methods = e.contract.methods;
-    if (e.name == "text_encoder") {
-      c.role = ComponentRole::kTextEncoder;
-      c.needs = {"token ids (tokenizer)"};
-    } else if (e.name.rfind("dit", 0) == 0) {
-      c.role = ComponentRole::kDenoiser;
-      c.needs = {"context (text_encoder output)", "noise latents"};
-      if (spec.task != "t2v") c.needs.push_back("image latents (vae encode)");
-    } else if (e.name == "vae") {
-      c.role = ComponentRole::kVae;
-      c.needs = {"latents (denoiser output)"};
+    c.role = component_role(e.name);
+    switch (c.role) {
+      case ComponentRole::kTextEncoder:
+        c.needs = {"token ids (tokenizer)"};
+        break;
+      case ComponentRole::kDenoiser:
+        c.needs = {"context (text_encoder output)", "noise latents"};
+        if (spec.task != "t2v") c.needs.push_back("image latents (vae encode)");
+        break;
+      case ComponentRole::kVae:
+        c.needs = {"latents (denoiser output)"};
+        break;
+      case ComponentRole::kOther:
+        break;
     }
     if (!e.keep_fp32.empty()) {
       c.block_keep_fp32_parameters =
@@ -506,12 +510,12 @@ ModelRequirements wan_requirements(const BundleManifest& m) {
     }
     r.components.push_back(c);
   }
-  r.stages.push_back({"text_encoding", RunStage::kTextEncode, "text_encoder"});
-  r.stages.push_back({"vae_encode", RunStage::kImageEncode, "vae"});
+  r.stages.push_back({"text_encoding", RunStage::kTextEncode, component::kTextEncoder});
+  r.stages.push_back({"vae_encode", RunStage::kImageEncode, component::kVae});
   for (const auto& expert : spec.experts) {
     r.stages.push_back({"denoise:" + expert, RunStage::kDenoise, expert});
   }
-  r.stages.push_back({"vae_decode", RunStage::kDecode, "vae"});
+  r.stages.push_back({"vae_decode", RunStage::kDecode, component::kVae});
   r.default_width = spec.sampling.width;
   r.default_height = spec.sampling.height;
   r.default_frames = spec.sampling.frames;

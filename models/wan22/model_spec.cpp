@@ -30,6 +30,37 @@ std::array<int, N> int_array(const YamlFile& file, const YAML::Node& map, const 
 
 }  // namespace
 
+const std::vector<ComponentSlot>& component_table() {
+  static const std::vector<ComponentSlot> table = {
+      {component::kTextEncoder, ComponentRole::kTextEncoder},
+      {component::kDit, ComponentRole::kDenoiser},
+      {component::kDitHighNoise, ComponentRole::kDenoiser},
+      {component::kDitLowNoise, ComponentRole::kDenoiser},
+      {component::kVae, ComponentRole::kVae},
+  };
+  return table;
+}
+
+ComponentRole component_role(const std::string& name) {
+  for (const ComponentSlot& slot : component_table()) {
+    if (name == slot.name) return slot.role;
+  }
+  return ComponentRole::kOther;
+}
+
+std::vector<std::string> WanSpec::components() const {
+  std::vector<std::string> out{component::kTextEncoder};
+  out.insert(out.end(), experts.begin(), experts.end());
+  out.emplace_back(component::kVae);
+  return out;
+}
+
+const std::string& WanSpec::expert_at(double t) const {
+  if (!is_moe()) return experts.at(0);
+  const bool high = sampling.boundary && t >= *sampling.boundary * sampling.num_train_timesteps;
+  return high ? experts[0] : experts[1];
+}
+
 WanSpec read_wan_spec(const BundleManifest& manifest) {
   const YamlFile& file = manifest.yaml;
   const YAML::Node& root = file.root;
@@ -52,15 +83,15 @@ WanSpec read_wan_spec(const BundleManifest& manifest) {
   for (const auto& c : manifest.components) {
     if (c.name.rfind("dit", 0) == 0) spec.experts.push_back(c.name);
   }
-  const bool single = spec.experts.size() == 1 && spec.experts[0] == "dit";
-  const bool moe = spec.experts.size() == 2 && manifest.has_component("dit_high_noise") &&
-                   manifest.has_component("dit_low_noise");
+  const bool single = spec.experts.size() == 1 && spec.experts[0] == component::kDit;
+  const bool moe = spec.experts.size() == 2 && manifest.has_component(component::kDitHighNoise) &&
+                   manifest.has_component(component::kDitLowNoise);
   if (!single && !moe) {
     file.fail(root["components"], "components",
               "expected one DiT component 'dit' or the two experts 'dit_high_noise' and "
               "'dit_low_noise'");
   }
-  if (moe) spec.experts = {"dit_high_noise", "dit_low_noise"};
+  if (moe) spec.experts = {component::kDitHighNoise, component::kDitLowNoise};
 
   const YAML::Node s = section(file, root, "sampling");
   SamplingDefaults& d = spec.sampling;

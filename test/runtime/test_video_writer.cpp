@@ -589,3 +589,32 @@ TEST_CASE("VideoWriter: errors and cancellation in append abort the output", "[r
   }
   CHECK(dir.entries().empty());
 }
+
+TEST_CASE("write_file_atomic writes, replaces and leaves nothing behind on failure", "[runtime]") {
+  TempDir dir;
+  const std::string path = dir / "report.json";
+  const auto read = [](const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  wanrt::write_file_atomic(path, "{\"a\": 1}\n");
+  CHECK(read(path) == "{\"a\": 1}\n");
+  wanrt::write_file_atomic(path, "second");
+  CHECK(read(path) == "second");
+  CHECK(dir.entries() == std::set<std::string>{"report.json"});  // no temporary left
+
+  // A missing directory and a directory in the way are usage errors; nothing is created.
+  CHECK(wanrt_test::category_of([&] { wanrt::write_file_atomic(dir / "no/such/x.json", "x"); }) ==
+        wanrt::ErrorCategory::kUsage);
+  fs::create_directory(dir / "taken");
+  CHECK(wanrt_test::category_of([&] { wanrt::write_file_atomic(dir / "taken", "x"); }) ==
+        wanrt::ErrorCategory::kUsage);
+  CHECK(dir.entries() == std::set<std::string>{"report.json", "taken"});
+  // An unwritable directory: the old file stays as it was.
+  if (::geteuid() != 0) {
+    fs::permissions(dir.path, fs::perms::owner_write, fs::perm_options::remove);
+    CHECK_THROWS_AS(wanrt::write_file_atomic(path, "third"), wanrt::Error);
+    fs::permissions(dir.path, fs::perms::owner_write, fs::perm_options::add);
+    CHECK(read(path) == "second");
+  }
+}
