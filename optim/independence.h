@@ -32,7 +32,7 @@ struct FallbackConfiguration {
   bool applicable = false;  ///< the model's components allow it
 };
 
-/// The report of ARCHITECTURE.md "Component independence".
+/// The component-independence report (docs/architecture.md, "The optimization layer").
 struct IndependenceReport {
   std::vector<ComponentIndependence> components;
   std::vector<FallbackConfiguration> fallbacks;

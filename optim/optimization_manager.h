@@ -1,4 +1,4 @@
-// OptimizationManager: the optimization layer's facade (the seed API of ARCHITECTURE.md).
+// OptimizationManager: the optimization layer's facade (docs/architecture.md, optimization layer).
 // Model-agnostic: a RequirementsReader supplied by the models layer turns a bundle or profile
 // into ModelRequirements (wan22::make_optimization_manager wires the Wan 2.2 one).
 // apply_memory_optimizations hands a loaded model's components to a ResidencyManager that

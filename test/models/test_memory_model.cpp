@@ -1,4 +1,4 @@
-// The Wan memory formulas against independent arithmetic: WAN22.md section 4's figures, the
+// The Wan memory formulas against independent arithmetic: docs/wan22.md section 10's figures, the
 // manifests' byte counts, and the exporter's own cache registry (Python reference values).
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -72,7 +72,7 @@ TEST_CASE("14B weights: 28.6 GB of bf16 parameters, 57 GB in fp32", "[models]") 
   CHECK(r.component("text_encoder").bytes_at(Dtype::kBf16) / 1e9 == Approx(11.36).epsilon(0.001));
 }
 
-TEST_CASE("DiT activations reproduce WAN22.md section 4's hot spots", "[models]") {
+TEST_CASE("DiT activations reproduce docs/wan22.md section 10's hot spots", "[models]") {
   const DitDims a14b = read_dit_dims(manifest("wan2.2-t2v-a14b"));
   const auto per_token = dit_memory_items(a14b, 75'600, true, Dtype::kBf16, AttentionKind::kSdpa);
   // e0 [1, L, 6, 5120] fp32 at 1280x720x81: ~9.3 GB; the per-block (modulation + e0) as much.
@@ -97,7 +97,7 @@ TEST_CASE("block temporaries: the largest of the RoPE, attention and FFN phases"
   const std::int64_t L = 75'600, D = 5120, F = 13824;
   const std::int64_t rope = L * D * (16 + 2 * 2);
   const std::int64_t ffn = L * D * (4 + 2) + 2 * L * F * 2;  // FFN hidden [L, 13824] bf16 x 2
-  CHECK(L * F * 2 / 1e9 == Approx(2.09).epsilon(0.002));     // WAN22.md: ~2.1 GB
+  CHECK(L * F * 2 / 1e9 == Approx(2.09).epsilon(0.002));     // docs/wan22.md section 10: ~2.1 GB
   const auto sdpa = dit_memory_items(d, L, false, Dtype::kBf16, AttentionKind::kSdpa);
   CHECK(item(sdpa, "block temporaries") == std::max(rope, ffn));
   // Explicit attention: chunks of floor(2^28 / (40 * 75600)) = 88 queries, 88*40*75600 scores,

@@ -52,7 +52,7 @@ std::unique_ptr<Pipeline> load(const std::string& bundle,
 
 bool is_denoiser(const std::string& name) { return name != "text_encoder" && name != "vae"; }
 
-// The resident plan with `policy` applied the way ARCHITECTURE.md describes it.
+// The resident plan with `policy` applied as docs/architecture.md (offload policies) describes it.
 OptimizationPlan with_policy(OptimizationPlan plan, OffloadPolicy policy, int k, int prefetch) {
   plan.offload = policy;
   for (ComponentPlan& c : plan.components) {

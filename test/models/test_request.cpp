@@ -11,7 +11,7 @@ using wanrt::wan22::WanSpec;
 
 namespace {
 
-// TI2V-5B's facts (WAN22.md section 1): z 48, VAE stride 4x16x16, patch 1x2x2.
+// TI2V-5B's facts (docs/wan22.md section 1): z 48, VAE stride 4x16x16, patch 1x2x2.
 WanSpec ti2v_spec() {
   WanSpec spec;
   spec.model_id = "wan2.2-ti2v-5b";
@@ -64,7 +64,7 @@ TEST_CASE("defaults fill what the caller left out, and only that is recorded", "
   CHECK(was_set(r, "steps"));
   CHECK(was_set(r, "seed"));
   CHECK_FALSE(was_set(r, "frames"));
-  // TI2V 1280x704x121 -> latent 48x31x44x80 (WAN22.md: 27,280 tokens after the 2x2 patch).
+  // TI2V 1280x704x121 -> latent 48x31x44x80 (docs/wan22.md section 2: 27,280 tokens, 2x2 patch).
   const auto shape = r.latent_shape(ti2v_spec());
   CHECK(shape == std::vector<std::int64_t>{48, 31, 44, 80});
   CHECK(shape[1] * (shape[2] / 2) * (shape[3] / 2) == 27280);

@@ -63,7 +63,7 @@ TEST_CASE("schedulers match Python: schedule bit for bit, steps within 1e-6", "[
 }
 
 TEST_CASE("schedule: published Wan 2.2 timesteps and expert split", "[models]") {
-  // WAN22.md 3.2: T2V-A14B, 40 steps, shift 12, boundary 875.
+  // docs/wan22.md section 4: T2V-A14B, 40 steps, shift 12, boundary 875.
   for (const char* name : {"unipc", "euler"}) {
     auto s = w::make_scheduler(name);
     s->set_timesteps(40, 12.0);

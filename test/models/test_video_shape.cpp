@@ -11,7 +11,7 @@ TEST_CASE("frame counts follow the 4n+1 rule", "[models]") {
   CHECK(w::nearest_frame_count(80) == 81);
   CHECK(w::nearest_frame_count(82) == 81);
   CHECK(w::nearest_frame_count(83) == 85);  // tie between 81 and 85 goes up
-  CHECK(w::latent_frame_count(81) == 21);   // WAN22.md: 81 frames -> 21 latent frames
+  CHECK(w::latent_frame_count(81) == 21);   // docs/wan22.md section 2: 81 frames -> 21 latent
   CHECK(w::latent_frame_count(121) == 31);
   CHECK_THROWS_WITH(w::check_frame_count(80), Catch::Contains("4n+1"));
   try {

@@ -78,7 +78,7 @@ def test_real_state_dict_matches_official(name, tsv, count):
 # ---- 2. RoPE: real cos/sin form == official complex128 form --------------------------------
 
 def rope_complex_reference(x, grid, head_dim):
-    """WAN22.md 2.8: polar tables of 1024 rows per axis, complex128 product, .float()."""
+    """docs/wan22.md section 8: polar tables of 1024 rows per axis, complex128 product, .float()."""
     def rope_params(max_len, dim):
         ang = torch.outer(torch.arange(max_len, dtype=torch.float64),
                           1.0 / torch.pow(10000, torch.arange(0, dim, 2, dtype=torch.float64) / dim))
@@ -218,7 +218,7 @@ def test_uniform_t_equals_constant_per_token_t():
 # ---- 6. independent reference of the whole forward, unpatchify layout -----------------------
 
 def reference_forward(m: WanModel, x, t, context):
-    """Straightforward float64 re-statement of WAN22.md section 2 (complex RoPE, per-token t)."""
+    """A plain float64 re-statement of docs/wan22.md section 8 (complex RoPE, per-token t)."""
     P = {k: v.double() for k, v in m.state_dict().items()}
     D, n = m.dim, m.num_heads
     d = D // n

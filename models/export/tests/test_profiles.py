@@ -9,7 +9,7 @@ from wanrt_export.configs import REAL_NAMES, TINY_NAMES, get_config
 
 PROFILES = REPO_ROOT / "models" / "profiles"
 FILES = {"ti2v-5b": "wan2.2-ti2v-5b.yaml", "t2v-a14b": "wan2.2-t2v-a14b.yaml", "i2v-a14b": "wan2.2-i2v-a14b.yaml"}
-# WAN22.md section 1 (parameter counts)
+# docs/wan22.md section 1 (parameter counts)
 DIT_TOTAL = {"ti2v-5b": 4_999_787_712, "t2v-a14b": 14_288_491_584, "i2v-a14b": 14_288_901_184}
 DIT_BLOCK = {"ti2v-5b": 163_656_704, "t2v-a14b": 351_394_304, "i2v-a14b": 351_394_304}
 T5_TOTAL = 5_680_910_336

@@ -11,7 +11,7 @@ from wanrt_export.scheduler import FlowEulerScheduler, FlowUniPCScheduler, make_
 # ----------------------------------------------------------------------------- schedule
 
 def test_t2v_a14b_timesteps_match_published_values():
-    # WAN22.md 3.2: 40 steps, shift 12.
+    # docs/wan22.md section 4: 40 steps, shift 12.
     s = FlowUniPCScheduler()
     s.set_timesteps(40, 12.0)
     t = s.timesteps.tolist()

@@ -1,4 +1,4 @@
-"""Loader for official Wan 2.2 checkpoint directories (WAN22.md section 1, "Layout").
+"""Loader for official Wan 2.2 checkpoint directories (docs/wan22.md section 9).
 
     <ckpt>/google/umt5-xxl/spiece.model           tokenizer (other tokenizer files unused)
     <ckpt>/models_t5_umt5-xxl-enc-bf16.pth         umT5 encoder state dict (torch.save)

@@ -1,6 +1,6 @@
 """Architecture configurations of the Wan 2.2 components, real and tiny.
 
-Real values follow ../shared/wan22/WAN22.md section 1; tiny ones keep every structural
+Real values follow docs/wan22.md sections 1 and 3; tiny ones keep every structural
 feature (same layer kinds, strides, patching, RoPE split, bucket count) at small widths
 so tests and the demo run in seconds on a CPU.
 """
@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
-# A copy of ../shared/wan22/vae_latent_stats.yaml kept in the repo so bundles can be built anywhere.
+# The VAEs' latent mean/std (docs/wan22.md section 5), kept in the repo so bundles build anywhere.
 _STATS_CANDIDATES = [Path(__file__).resolve().parents[2] / "profiles" / "vae_latent_stats.yaml"]
 
 

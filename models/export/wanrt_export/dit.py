@@ -1,7 +1,7 @@
 """Wan 2.2 diffusion transformer (WanModel), staged and TorchScript-exportable.
 
-Module names reproduce the official state_dict keys exactly (WAN22.md section 2.1). The
-math follows the official forward (section 2.0) with three export-driven changes: RoPE in
+Module names reproduce the official state_dict keys exactly (docs/wan22.md section 8). The
+math follows the official forward (same section) with three export-driven changes: RoPE in
 real cos/sin arithmetic (rope.py), SDPA/explicit attention without varlen kernels
 (attention.py; one sample layout, no padding, so no mask), and a dense batch with one
 grid size instead of per-sample Python lists.

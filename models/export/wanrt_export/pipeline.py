@@ -1,7 +1,7 @@
 """Eager reference pipeline: the oracle the C++ runtime's parity tests compare against.
 
 It runs our eager modules in float32 and reproduces the official generation loops
-(WAN22.md section 3) with these exact, documented conventions (the C++ must do the same):
+(docs/wan22.md sections 4, 6) with these exact, documented conventions (the C++ must do the same):
 
 Text. ``tokenizer([text]) -> (ids, mask)``; ``context = text_encoder(ids, mask)``; rows at
 and beyond ``n = mask.sum()`` are set to zero (official: keep the n real rows, then WanModel

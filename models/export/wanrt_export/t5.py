@@ -1,6 +1,6 @@
 """umT5-xxl text encoder (encoder only), staged and scriptable.
 
-Follows WAN22.md section 2.2: RMS norm without bias (fp32 statistics), attention without
+Follows docs/wan22.md section 7: RMS norm without bias (fp32 statistics), attention without
 1/sqrt(d) scaling and without biases, a gated-GELU(tanh) feed-forward, and a bidirectional
 relative-position bias (32 buckets, max distance 128) owned by every block
 (shared_pos=False). Parameter names match the official checkpoint
