@@ -7,6 +7,7 @@
 #include <set>
 
 #include "models/wan22/memory_model.h"
+#include "models/wan22/request_plan.h"
 #include "optim/machine.h"
 #include "optim/optimization_manager.h"
 #include "runtime/device_backend.h"
@@ -228,8 +229,8 @@ std::vector<BenchCell> plan_cells(const ModelRequirements& requirements, const W
   const auto settings_for = [&](const BenchCell& c) {
     PlanSettings s = planning.base;
     s.dtype = c.dtype;
-    s.frame_chunk = c.chunk.chunk_frames > 0 ? (c.chunk.chunk_frames - 1) / temporal_stride + 1 : 0;
-    s.vae_tile = c.chunk.vae_tile / spatial_stride;
+    s.frame_chunk = wan22::window_latent_frames(c.chunk.chunk_frames, temporal_stride);
+    s.vae_tile = wan22::tile_latent_pixels(c.chunk.vae_tile, spatial_stride);
     return s;
   };
   const auto plan_one = [&](BenchCell c) {

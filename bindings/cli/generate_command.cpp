@@ -15,6 +15,7 @@
 #include "bindings/cli/progress_bar.h"
 #include "models/wan22/memory_model.h"
 #include "models/wan22/pipeline.h"
+#include "models/wan22/request_plan.h"
 #include "optim/optimization_manager.h"
 #include "runtime/error.h"
 #include "runtime/image_reader.h"
@@ -41,59 +42,30 @@ struct GenerateOptions {
 // The plan to run with: none (the plain pipeline: everything resident on the CPU in the stored
 // dtype) unless --auto-optimize, a plan flag or --optim-config is given; then the planner's,
 // with the flags fixed. A plan the estimate says does not fit is refused with its guidance.
-std::optional<OptimizationResult> plan_request(const GenerateOptions& o, const std::string& bundle,
-                                               const wan22::GenerateRequest& request,
-                                               std::int64_t vram_budget) {
+std::optional<OptimizationResult> plan_for(const GenerateOptions& o, const std::string& bundle,
+                                           const wan22::GenerateRequest& request,
+                                           std::int64_t vram_budget) {
   if (!o.auto_optimize && !o.flags.any() && o.optim_config.empty()) return std::nullopt;
   const OptimizationConfig config =
       o.optim_config.empty() ? OptimizationConfig{} : load_optimization_config(o.optim_config);
-  const OptimizationManager manager = wan22::make_optimization_manager(config);
-  SystemResources resources = manager.analyze_system_resources();
+  SystemResources resources = wan22::make_optimization_manager(config).analyze_system_resources();
   if (vram_budget > 0) {
     for (GpuInfo& gpu : resources.gpus) {
       gpu.free_bytes = std::min(gpu.free_bytes, vram_budget);
       gpu.total_bytes = std::min(gpu.total_bytes, vram_budget);
     }
   }
-  BundleOptions bundle_options;
-  bundle_options.verify = false;  // the load verifies
-  const wan22::WanSpec spec = wan22::read_wan_spec(read_bundle(bundle, bundle_options));
-  const wan22::ResolvedRequest r = wan22::resolve_request(spec, request);
-  Workload workload;
-  workload.width = r.width;
-  workload.height = r.height;
-  workload.frames = r.frames;
-  workload.image = r.has_image;
-  PlanSettings settings = o.flags.settings();
-  // The request's chunking is the user's: the planner must not change it.
-  if (request.chunk_frames) {
-    settings.frame_chunk = r.chunk_frames > 0 ? (r.chunk_frames - 1) / spec.vae_stride[0] + 1 : 0;
-  }
-  if (request.vae_tile) settings.vae_tile = r.vae_tile / spec.vae_stride[1];
   OptimizationResult result =
-      manager.get_optimization_recommendations(bundle, workload, settings, resources);
+      wan22::plan_request(bundle, request, o.flags.settings(), config, resources);
   if (!result.feasible()) {
     print_result(result, false);
     throw Error(ErrorCategory::kResources,
                 fmt::format("{} at {}x{}, {} frames does not fit this machine", result.model_id,
-                            workload.width, workload.height, workload.frames),
+                            result.workload.width, result.workload.height,
+                            result.workload.frames),
                 "see the guidance above; `wanrun plan` shows the same plan without loading");
   }
   return result;
-}
-
-// Chunking the planner chose, where the user left it open.
-void apply_plan_chunking(const OptimizationPlan& plan, const wan22::WanSpec& spec,
-                         wan22::GenerateRequest& request) {
-  if (!request.chunk_frames && plan.frame_chunking.enabled) {
-    request.chunk_frames = (plan.frame_chunking.window - 1) * spec.vae_stride[0] + 1;
-    request.chunk_overlap = plan.frame_chunking.overlap * spec.vae_stride[0];
-  }
-  if (!request.vae_tile && plan.vae_tiling.enabled) {
-    // Square tiles of the planner's side (tile_h or tile_w is clipped to the frame).
-    request.vae_tile =
-        std::max(plan.vae_tiling.tile_h, plan.vae_tiling.tile_w) * spec.vae_stride[1];
-  }
 }
 
 nlohmann::json plan_json(const GenerateOptions& o, const wan22::Pipeline& pipeline,
@@ -215,7 +187,7 @@ int run_generate(const GenerateOptions& o) {
   request.chunk_overlap = o.chunk_overlap;
   request.vae_tile = o.vae_tile;
   if (!o.blend.empty()) request.blend = o.blend;
-  const std::optional<OptimizationResult> planned = plan_request(o, bundle, request, vram_budget);
+  const std::optional<OptimizationResult> planned = plan_for(o, bundle, request, vram_budget);
 
   wan22::LoadOptions load;
   load.verify = !o.no_verify;
@@ -228,7 +200,7 @@ int run_generate(const GenerateOptions& o) {
     bar.update("verify " + std::filesystem::path(file).filename().string(), mib(done), mib(total));
   };
   auto pipeline = wan22::Pipeline::load(bundle, load);
-  if (planned) apply_plan_chunking(planned->plan, pipeline->spec(), request);
+  if (planned) wan22::apply_plan_chunking(planned->plan, pipeline->spec(), request);
   if (!o.json && planned) {
     fmt::print(stderr, "plan: {} ({})\n", summary_line(*planned), planned->plan.rung);
   }

@@ -1,0 +1,99 @@
+// Request <-> plan conversions (video frames / pixels vs latent frames / latent pixels), with
+// the Wan 2.2 TI2V-5B strides (4 in time, 16 in space; docs/wan22.md section 2).
+#include <catch2/catch.hpp>
+
+#include "models/wan22/request_plan.h"
+#include "runtime/error.h"
+#include "support/tiny_bundles.h"
+
+using wanrt::wan22::GenerateRequest;
+using wanrt::wan22::WanSpec;
+
+namespace {
+
+WanSpec ti2v_like() {
+  WanSpec spec;
+  spec.task = "ti2v";
+  spec.z_dim = 48;
+  spec.vae_stride = {4, 16, 16};
+  spec.patch = {1, 2, 2};
+  spec.experts = {"dit"};
+  auto& s = spec.sampling;
+  s.steps = 4;
+  s.shift = 5;
+  s.guide_low = s.guide_high = 5;
+  s.frames = 17;
+  s.width = 256;
+  s.height = 160;
+  s.sampler = "unipc";
+  return spec;
+}
+
+}  // namespace
+
+TEST_CASE("plan_inputs: the workload and the request's own chunking as fixed settings",
+          "[models][request_plan]") {
+  const WanSpec spec = ti2v_like();
+  GenerateRequest request;
+  request.prompt = "x";
+  auto in = wanrt::wan22::plan_inputs(spec, request);
+  // Defaults filled in; nothing fixed that the request left open.
+  CHECK(in.workload.width == 256);
+  CHECK(in.workload.height == 160);
+  CHECK(in.workload.frames == 17);
+  CHECK_FALSE(in.workload.image);
+  CHECK_FALSE(in.settings.frame_chunk.has_value());
+  CHECK_FALSE(in.settings.vae_tile.has_value());
+
+  request.frames = 33;
+  request.chunk_frames = 13;  // 1 + 4 x 3 video frames = 4 latent frames
+  request.vae_tile = 96;      // 96 / 16 = 6 latent pixels
+  wanrt::PlanSettings mine;
+  mine.offload = wanrt::OffloadPolicy::kModel;
+  in = wanrt::wan22::plan_inputs(spec, request, mine);
+  CHECK(in.workload.frames == 33);
+  CHECK(in.settings.frame_chunk == 4);
+  CHECK(in.settings.vae_tile == 6);
+  CHECK(in.settings.offload == wanrt::OffloadPolicy::kModel);  // the caller's settings stay
+  // Bad values are the request's errors, before any planning.
+  request.frames = 32;
+  CHECK_THROWS_AS(wanrt::wan22::plan_inputs(spec, request), wanrt::Error);
+}
+
+TEST_CASE("apply_plan_chunking: latent windows and tiles become video frames and pixels",
+          "[models][request_plan]") {
+  const WanSpec spec = ti2v_like();
+  wanrt::OptimizationPlan plan;
+  plan.frame_chunking = {true, 3, 1};  // 3 latent frames, overlap 1
+  plan.vae_tiling = {true, 5, 4, 1};   // tile_h 5, tile_w 4 (clipped), overlap 1
+  GenerateRequest open;
+  wanrt::wan22::apply_plan_chunking(plan, spec, open);
+  CHECK(open.chunk_frames == 9);  // (3 - 1) x 4 + 1
+  CHECK(open.chunk_overlap == 4);
+  CHECK(open.vae_tile == 80);  // the larger side, 5 x 16
+  // What the request set is never replaced.
+  GenerateRequest set;
+  set.chunk_frames = 5;
+  set.vae_tile = 32;
+  wanrt::wan22::apply_plan_chunking(plan, spec, set);
+  CHECK(set.chunk_frames == 5);
+  CHECK_FALSE(set.chunk_overlap.has_value());
+  CHECK(set.vae_tile == 32);
+  CHECK(wanrt::wan22::window_latent_frames(0, 4) == 0);
+  CHECK(wanrt::wan22::tile_latent_pixels(0, 16) == 0);
+}
+
+TEST_CASE("plan_request keeps the request's chunking in the plan", "[models][request_plan]") {
+  GenerateRequest request;
+  request.prompt = "x";
+  request.frames = 9;
+  request.chunk_frames = 5;
+  wanrt::SystemResources machine;
+  machine.cpu_cores = 2;
+  machine.ram_total = machine.ram_available = std::int64_t{16} << 30;
+  const auto result = wanrt::wan22::plan_request(wanrt_test::tiny_bundle("tiny-ti2v"), request,
+                                                 {}, {}, machine);
+  CHECK(result.workload.frames == 9);
+  CHECK(result.plan.frame_chunking.enabled);
+  CHECK(result.plan.frame_chunking.window == 2);  // (5 - 1) / 4 + 1 latent frames
+}
