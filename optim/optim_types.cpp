@@ -178,18 +178,56 @@ std::string format_gib(std::int64_t bytes) {
   return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / 1073741824.0);
 }
 
-std::vector<std::string> PlanSettings::names() const {
+const char* setting_name(Setting setting) noexcept {
+  switch (setting) {
+    case Setting::kDevice: return "device";
+    case Setting::kDtype: return "dtype";
+    case Setting::kOffload: return "offload";
+    case Setting::kBlocksResident: return "blocks_resident";
+    case Setting::kPrefetch: return "prefetch";
+    case Setting::kTextEncoder: return "text_encoder";
+    case Setting::kAttention: return "attention";
+    case Setting::kHostResidency: return "host_residency";
+    case Setting::kFrameChunk: return "frame_chunk";
+    case Setting::kVaeTile: return "vae_tile";
+  }
+  return "unknown";
+}
+
+namespace {
+constexpr int kSettings = static_cast<int>(Setting::kVaeTile) + 1;
+}  // namespace
+
+SettingSet::SettingSet(std::initializer_list<Setting> settings) {
+  for (Setting s : settings) insert(s);
+}
+
+SettingSet SettingSet::of(const PlanSettings& s) {
+  SettingSet out;
+  if (s.device) out.insert(Setting::kDevice);
+  if (s.dtype) out.insert(Setting::kDtype);
+  if (s.offload) out.insert(Setting::kOffload);
+  if (s.blocks_resident) out.insert(Setting::kBlocksResident);
+  if (s.prefetch) out.insert(Setting::kPrefetch);
+  if (s.text_encoder) out.insert(Setting::kTextEncoder);
+  if (s.attention) out.insert(Setting::kAttention);
+  if (s.host_residency) out.insert(Setting::kHostResidency);
+  if (s.frame_chunk) out.insert(Setting::kFrameChunk);
+  if (s.vae_tile) out.insert(Setting::kVaeTile);
+  return out;
+}
+
+int SettingSet::size() const noexcept {
+  int n = 0;
+  for (int i = 0; i < kSettings; ++i) n += contains(static_cast<Setting>(i)) ? 1 : 0;
+  return n;
+}
+
+std::vector<std::string> SettingSet::names() const {
   std::vector<std::string> out;
-  if (device) out.push_back("device");
-  if (dtype) out.push_back("dtype");
-  if (offload) out.push_back("offload");
-  if (blocks_resident) out.push_back("blocks_resident");
-  if (prefetch) out.push_back("prefetch");
-  if (text_encoder) out.push_back("text_encoder");
-  if (attention) out.push_back("attention");
-  if (host_residency) out.push_back("host_residency");
-  if (frame_chunk) out.push_back("frame_chunk");
-  if (vae_tile) out.push_back("vae_tile");
+  for (int i = 0; i < kSettings; ++i) {
+    if (contains(static_cast<Setting>(i))) out.emplace_back(setting_name(static_cast<Setting>(i)));
+  }
   return out;
 }
 

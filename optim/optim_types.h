@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,46 @@ struct Workload {
   bool image = false;         ///< image conditioning (per-token timesteps for TI2V)
 };
 
+struct PlanSettings;
+
+/// A setting of a plan that the user can fix (PlanSettings' fields).
+enum class Setting : std::uint8_t {
+  kDevice,
+  kDtype,
+  kOffload,
+  kBlocksResident,
+  kPrefetch,
+  kTextEncoder,
+  kAttention,
+  kHostResidency,
+  kFrameChunk,
+  kVaeTile,
+};
+
+/// Its name as in PlanSettings ("blocks_resident", ...).
+const char* setting_name(Setting setting) noexcept;
+
+/// A set of settings.
+class SettingSet {
+ public:
+  SettingSet() = default;
+  SettingSet(std::initializer_list<Setting> settings);
+  /// The fields of `settings` that are set.
+  static SettingSet of(const PlanSettings& settings);
+  bool contains(Setting s) const noexcept { return (bits_ >> static_cast<int>(s)) & 1U; }
+  /// Whether any of `other` is in this set.
+  bool intersects(const SettingSet& other) const noexcept { return (bits_ & other.bits_) != 0; }
+  void insert(Setting s) noexcept { bits_ |= 1U << static_cast<int>(s); }
+  bool empty() const noexcept { return bits_ == 0; }
+  int size() const noexcept;
+  /// Names in declaration order.
+  std::vector<std::string> names() const;
+  bool operator==(const SettingSet& other) const noexcept { return bits_ == other.bits_; }
+
+ private:
+  std::uint32_t bits_ = 0;
+};
+
 /// Settings the user fixed (CLI flags or API); the planner never changes them. Unset fields
 /// are the planner's to choose.
 struct PlanSettings {
@@ -93,7 +134,7 @@ struct PlanSettings {
   std::optional<int> vae_tile;     ///< latent pixels per VAE decode tile side (0 = off)
 
   /// Names of the fields that are set ("dtype", "offload", ...).
-  std::vector<std::string> names() const;
+  std::vector<std::string> names() const { return SettingSet::of(*this).names(); }
 };
 
 /// The plan for one component.
@@ -158,7 +199,7 @@ struct OptimizationPlan {
   std::vector<PlanDecision> reasons;
   std::vector<LadderStep> ladder;
   std::vector<std::string> guidance;  ///< when infeasible: what would fit
-  std::vector<std::string> user_set;  ///< settings the user gave (PlanSettings::names)
+  SettingSet user_set;  ///< settings the user gave (SettingSet::of(PlanSettings))
 
   /// The plan of component `name`; Error(kInternal) when absent.
   const ComponentPlan& component(const std::string& name) const;

@@ -97,7 +97,7 @@ void Planner::decide(const std::string& setting, const std::string& value,
 }
 
 void Planner::choose_device_and_precision() {
-  plan_.user_set = s_.names();
+  plan_.user_set = SettingSet::of(s_);
   const int best = preferred_gpu(res_);
   if (s_.device) {
     device_ =

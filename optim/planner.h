@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "optim/ladder.h"
 #include "optim/memory_estimate.h"
 #include "optim/model_requirements.h"
 #include "optim/optim_config.h"
@@ -19,20 +20,6 @@ struct PlanOutcome {
   MemoryEstimate estimate;
 };
 
-/// Ladder rung names, in the default order.
-namespace rung {
-constexpr const char* kResident = "resident";
-constexpr const char* kTextEncoderOffload = "text encoder off-device after use";
-constexpr const char* kModelOffload = "model offload";
-constexpr const char* kBlockStreaming = "block streaming";
-constexpr const char* kVaeTiling = "VAE tiling";
-constexpr const char* kFullStreaming = "full streaming";
-constexpr const char* kFrameChunking = "frame chunking";
-constexpr const char* kCpuResident = "CPU: all weights in RAM";
-constexpr const char* kCpuOnDemand = "CPU: weights loaded on first use";
-constexpr const char* kCpuHalf = "CPU: bf16 weights";
-constexpr const char* kInfeasible = "infeasible";
-}  // namespace rung
 
 /// Plans `workload` for the model on the machine. The device is settings.device, else the GPU
 /// with the most free memory, else the CPU. Ladder on a GPU: resident -> text encoder off-device

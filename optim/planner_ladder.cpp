@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "optim/planner_internal.h"
+#include "runtime/error.h"
 
 namespace wanrt::detail {
 
@@ -141,61 +142,10 @@ void Planner::gpu_ladder() {
                    : fmt::format("device budget {} < cpu_offload_threshold_mb {} MiB",
                                  format_gib(room), cfg_.cpu_offload_threshold_mb);
   const bool skip_resident = (memory_first || low_vram) && !pol;
-
-  // 1. resident
-  if (!policy_ok_none || (te_user && *te_user == TextEncoderPlacement::kOffloadAfterUse)) {
-    skip(rung::kResident, "a user setting rules it out");
-  } else if (skip_resident) {
-    skip(rung::kResident, start_note);
-  } else {
-    set_policy(OffloadPolicy::kNone, te_or(TextEncoderPlacement::kDevice));
-    if (attempt(rung::kResident)) return;
-  }
-  // 2. text encoder off-device after use
-  if (!policy_ok_none || (te_user && *te_user != TextEncoderPlacement::kOffloadAfterUse)) {
-    skip(rung::kTextEncoderOffload, "a user setting rules it out");
-  } else if (skip_resident) {
-    skip(rung::kTextEncoderOffload, start_note);
-  } else {
-    set_policy(OffloadPolicy::kNone, TextEncoderPlacement::kOffloadAfterUse);
-    if (attempt(rung::kTextEncoderOffload)) return;
-  }
+  // The policy and text encoder placement the rungs after the first two build on.
   OffloadPolicy current = pol.value_or(OffloadPolicy::kNone);
   TextEncoderPlacement te = te_or(TextEncoderPlacement::kOffloadAfterUse);
-  // 3. model offload
-  if (pol && *pol != OffloadPolicy::kModel) {
-    skip(rung::kModelOffload, "offload is set by the user");
-  } else {
-    current = OffloadPolicy::kModel;
-    set_policy(current, te);
-    if (attempt(rung::kModelOffload)) return;
-  }
-  // 4. block streaming (only when a staged component does not fit whole in its stage)
-  if (pol && *pol != OffloadPolicy::kSequential) {
-    skip(rung::kBlockStreaming, "offload is set by the user");
-  } else {
-    const OffloadPolicy before = current;
-    current = OffloadPolicy::kSequential;
-    set_policy(current, te);
-    stream_components(prefetch_);
-    if (!pol && plan_.blocks_resident < 0 && !any_streamed()) {
-      current = before;
-      set_policy(current, te);
-      est_ = evaluate(plan_);
-      skip(rung::kBlockStreaming, "not needed: every staged component fits whole in its stage");
-    } else if (attempt(rung::kBlockStreaming, fmt::format("prefetch {}", prefetch_))) {
-      return;
-    }
-  }
-  if (pol && *pol == OffloadPolicy::kFull) {
-    current = OffloadPolicy::kFull;
-    set_policy(current, te);
-    if (attempt(rung::kFullStreaming)) return;
-  }
-  if (pol && *pol == OffloadPolicy::kNone)
-    set_policy(OffloadPolicy::kNone, te_or(TextEncoderPlacement::kOffloadAfterUse));
-  // 5. VAE tiling (only changes anything when a VAE stage does not fit)
-  if (vae_rung() && est_.fits()) return;
+
   const auto full_rung = [&]() {
     if (pol && *pol != OffloadPolicy::kFull) {
       skip(rung::kFullStreaming, "offload is set by the user");
@@ -215,14 +165,84 @@ void Planner::gpu_ladder() {
     }
     return ok;
   };
-  // 6/7. full streaming and frame chunking (swapped by enable_aggressive_optimization)
-  if (cfg_.enable_aggressive_optimization) {
-    if (frame_rung(pol.value_or(OffloadPolicy::kSequential), te)) return;
-    if (full_rung()) return;
-  } else {
-    if (full_rung()) return;
-    if (frame_rung(pol.value_or(OffloadPolicy::kSequential), te)) return;
-    if (!pol && frame_rung(OffloadPolicy::kFull, te)) return;
+
+  // One rung of the table (optim/ladder.h); true when the plan fits there.
+  const auto try_rung = [&](RungId id) -> bool {
+    switch (id) {
+      case RungId::kResident:
+        if (!policy_ok_none || (te_user && *te_user == TextEncoderPlacement::kOffloadAfterUse)) {
+          skip(rung::kResident, "a user setting rules it out");
+          return false;
+        }
+        if (skip_resident) {
+          skip(rung::kResident, start_note);
+          return false;
+        }
+        set_policy(OffloadPolicy::kNone, te_or(TextEncoderPlacement::kDevice));
+        return attempt(rung::kResident);
+      case RungId::kTextEncoderOffload:
+        if (!policy_ok_none || (te_user && *te_user != TextEncoderPlacement::kOffloadAfterUse)) {
+          skip(rung::kTextEncoderOffload, "a user setting rules it out");
+          return false;
+        }
+        if (skip_resident) {
+          skip(rung::kTextEncoderOffload, start_note);
+          return false;
+        }
+        set_policy(OffloadPolicy::kNone, TextEncoderPlacement::kOffloadAfterUse);
+        return attempt(rung::kTextEncoderOffload);
+      case RungId::kModelOffload:
+        if (pol && *pol != OffloadPolicy::kModel) {
+          skip(rung::kModelOffload, "offload is set by the user");
+          return false;
+        }
+        current = OffloadPolicy::kModel;
+        set_policy(current, te);
+        return attempt(rung::kModelOffload);
+      case RungId::kBlockStreaming: {
+        // Only when a staged component does not fit whole in its stage.
+        if (pol && *pol != OffloadPolicy::kSequential) {
+          skip(rung::kBlockStreaming, "offload is set by the user");
+          return false;
+        }
+        const OffloadPolicy before = current;
+        current = OffloadPolicy::kSequential;
+        set_policy(current, te);
+        stream_components(prefetch_);
+        if (!pol && plan_.blocks_resident < 0 && !any_streamed()) {
+          current = before;
+          set_policy(current, te);
+          est_ = evaluate(plan_);
+          skip(rung::kBlockStreaming, "not needed: every staged component fits whole in its stage");
+          return false;
+        }
+        return attempt(rung::kBlockStreaming, fmt::format("prefetch {}", prefetch_));
+      }
+      case RungId::kVaeTiling:
+        // A policy the user fixed is tried as given before the VAE is tiled.
+        if (pol && *pol == OffloadPolicy::kFull) {
+          current = OffloadPolicy::kFull;
+          set_policy(current, te);
+          if (attempt(rung::kFullStreaming)) return true;
+        }
+        if (pol && *pol == OffloadPolicy::kNone) {
+          set_policy(OffloadPolicy::kNone, te_or(TextEncoderPlacement::kOffloadAfterUse));
+        }
+        // Changes anything only when a VAE stage does not fit.
+        return vae_rung() && est_.fits();
+      case RungId::kFullStreaming:
+        return full_rung();
+      case RungId::kFrameChunking:
+        if (frame_rung(pol.value_or(OffloadPolicy::kSequential), te)) return true;
+        return !cfg_.enable_aggressive_optimization && !pol &&
+               frame_rung(OffloadPolicy::kFull, te);
+      default:
+        throw Error(ErrorCategory::kInternal,
+                    fmt::format("rung '{}' is not on the GPU ladder", rung_of(id).name));
+    }
+  };
+  for (const Rung* r : ladder_walk(/*gpu=*/true, cfg_.enable_aggressive_optimization)) {
+    if (try_rung(r->id)) return;
   }
   plan_.rung = rung::kInfeasible;
 }
@@ -241,44 +261,59 @@ void Planner::cpu_ladder() {
     cp.placement = Placement::kCpu;
     cp.residency = Residency::kDuringUse;
   }
-  if (!s_.host_residency || *s_.host_residency == HostResidency::kAll) {
-    forced_host_ = HostResidency::kAll;
-    if (attempt(rung::kCpuResident)) return;
-  }
-  forced_host_ = HostResidency::kOnDemand;
-  if (!s_.host_residency || *s_.host_residency == HostResidency::kOnDemand) {
-    if (attempt(rung::kCpuOnDemand)) return;
-  }
-  if (half_fallback_) {
-    for (const auto& c : req_.components) {
-      ComponentPlan& cp = plan_.component(c.name);
-      if (c.role == ComponentRole::kVae) continue;
-      cp.storage = Dtype::kBf16;
-      cp.compute = Dtype::kFp32;
-    }
-    if (attempt(rung::kCpuHalf, "bf16 storage, fp32 compute (upcast per layer)")) {
-      decide("dtype", "bf16 storage, fp32 compute",
-             fmt::format("fp32 weights need {}; bf16 storage fits",
-                         fits_text(plan_.ladder.front().host_peak, budget_.host_capacity)));
-      return;
-    }
-  }
-  if (vae_rung() && est_.fits()) return;
-  if (!s_.frame_chunk) {
-    const int lat_f = req_.activations->latent_frames(w_.frames);
-    const std::int64_t before = est_.host_peak;
-    for (int window = std::min(cfg_.max_chunk_size, lat_f - 1); window >= 1; --window) {
-      set_window(window);
-      if (attempt(rung::kFrameChunking, fmt::format("windows of {} latent frames", window))) {
-        decide("frame_chunking",
-               fmt::format("{} latent frames per window, overlap {}", window,
-                           plan_.frame_chunking.overlap),
-               fmt::format("all {} latent frames at once: host peak {}; windows of {}: {}", lat_f,
-                           fits_text(before, budget_.host_capacity), window,
-                           fits_text(est_.host_peak, budget_.host_capacity)));
-        return;
+  // One rung of the table (optim/ladder.h); true when the plan fits there.
+  const auto try_rung = [&](RungId id) -> bool {
+    switch (id) {
+      case RungId::kCpuResident:
+        if (s_.host_residency && *s_.host_residency != HostResidency::kAll) return false;
+        forced_host_ = HostResidency::kAll;
+        return attempt(rung::kCpuResident);
+      case RungId::kCpuOnDemand:
+        forced_host_ = HostResidency::kOnDemand;
+        if (s_.host_residency && *s_.host_residency != HostResidency::kOnDemand) return false;
+        return attempt(rung::kCpuOnDemand);
+      case RungId::kCpuHalf:
+        if (!half_fallback_) return false;
+        for (const auto& c : req_.components) {
+          ComponentPlan& cp = plan_.component(c.name);
+          if (c.role == ComponentRole::kVae) continue;
+          cp.storage = Dtype::kBf16;
+          cp.compute = Dtype::kFp32;
+        }
+        if (!attempt(rung::kCpuHalf, "bf16 storage, fp32 compute (upcast per layer)")) {
+          return false;
+        }
+        decide("dtype", "bf16 storage, fp32 compute",
+               fmt::format("fp32 weights need {}; bf16 storage fits",
+                           fits_text(plan_.ladder.front().host_peak, budget_.host_capacity)));
+        return true;
+      case RungId::kVaeTiling:
+        return vae_rung() && est_.fits();
+      case RungId::kFrameChunking: {
+        if (s_.frame_chunk) return false;
+        const int lat_f = req_.activations->latent_frames(w_.frames);
+        const std::int64_t before = est_.host_peak;
+        for (int window = std::min(cfg_.max_chunk_size, lat_f - 1); window >= 1; --window) {
+          set_window(window);
+          if (attempt(rung::kFrameChunking, fmt::format("windows of {} latent frames", window))) {
+            decide("frame_chunking",
+                   fmt::format("{} latent frames per window, overlap {}", window,
+                               plan_.frame_chunking.overlap),
+                   fmt::format("all {} latent frames at once: host peak {}; windows of {}: {}",
+                               lat_f, fits_text(before, budget_.host_capacity), window,
+                               fits_text(est_.host_peak, budget_.host_capacity)));
+            return true;
+          }
+        }
+        return false;
       }
+      default:
+        throw Error(ErrorCategory::kInternal,
+                    fmt::format("rung '{}' is not on the CPU ladder", rung_of(id).name));
     }
+  };
+  for (const Rung* r : ladder_walk(/*gpu=*/false)) {
+    if (try_rung(r->id)) return;
   }
   plan_.rung = rung::kInfeasible;
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "optim/ladder.h"
 #include "optim/precision.h"
 #include "runtime/error.h"
 #include "runtime/module_weights.h"
@@ -12,8 +13,8 @@
 namespace wanrt {
 namespace {
 
-bool user_set(const OptimizationPlan& plan, const char* field) {
-  return std::find(plan.user_set.begin(), plan.user_set.end(), field) != plan.user_set.end();
+bool user_set(const OptimizationPlan& plan, Setting setting) {
+  return plan.user_set.contains(setting);
 }
 
 // What step_down needs to know of a component besides its plan.
@@ -34,18 +35,39 @@ std::string join(const std::vector<std::string>& parts) {
   return out;
 }
 
-// The steps of step_down in their order. Each returns whether it changed the plan (and then
-// fills from/to); a step that would change a user-set field does nothing.
-class Ladder {
+// The run-time steps of the ladder (optim/ladder.h), walked in the table's order. Each
+// returns whether it changed the plan (and then fills from/to); a step that would change a
+// user-set field does nothing.
+class RuntimeLadder {
  public:
-  Ladder(OptimizationPlan& plan, const std::vector<Shape>& shapes) : plan_(plan), shapes_(shapes) {}
+  RuntimeLadder(OptimizationPlan& plan, const std::vector<Shape>& shapes)
+      : plan_(plan), shapes_(shapes) {}
 
   bool next(FallbackStep& step) {
-    return text_encoder_after_use(step) || model_offload(step) || start_streaming(step) ||
-           halve_resident(step) || drop_prefetch(step) || stream_text_encoder(step);
+    for (const Rung& rung : ladder()) {
+      if (rung.at_run_time && take(rung.id, step)) return true;
+    }
+    return false;
   }
 
  private:
+  bool take(RungId id, FallbackStep& step) {
+    switch (id) {
+      case RungId::kTextEncoderOffload:
+        return text_encoder_after_use(step);
+      case RungId::kModelOffload:
+        return model_offload(step);
+      case RungId::kBlockStreaming:
+        return start_streaming(step) || halve_resident(step) || drop_prefetch(step);
+      case RungId::kFullStreaming:
+        return stream_text_encoder(step);
+      default:
+        throw Error(ErrorCategory::kInternal,
+                    fmt::format("rung '{}' is marked as a run-time rung but has no run-time step",
+                                rung_of(id).name));
+    }
+  }
+
   template <typename Pred>
   std::vector<std::pair<const Shape*, ComponentPlan*>> select(Pred pred) {
     std::vector<std::pair<const Shape*, ComponentPlan*>> out;
@@ -66,7 +88,7 @@ class Ladder {
   // Text encoder on the device only while it encodes; the others then load at their first
   // use instead of at the start, so the text encoder is gone before they arrive.
   bool text_encoder_after_use(FallbackStep& step) {
-    if (user_set(plan_, "text_encoder")) return false;
+    if (user_set(plan_, Setting::kTextEncoder)) return false;
     const auto te = select([](const Shape& s, const ComponentPlan& cp) {
       return s.role == ComponentRole::kTextEncoder && held_to_end(cp);
     });
@@ -84,8 +106,8 @@ class Ladder {
   }
 
   bool model_offload(FallbackStep& step) {
-    if (user_set(plan_, "offload")) return false;
-    const bool keep_te = user_set(plan_, "text_encoder");
+    if (user_set(plan_, Setting::kOffload)) return false;
+    const bool keep_te = user_set(plan_, Setting::kTextEncoder);
     const auto all = select([&](const Shape& s, const ComponentPlan& cp) {
       return held_to_end(cp) && !(keep_te && s.role == ComponentRole::kTextEncoder);
     });
@@ -98,13 +120,13 @@ class Ladder {
   }
 
   bool start_streaming(FallbackStep& step) {
-    if (user_set(plan_, "offload")) return false;
+    if (user_set(plan_, Setting::kOffload)) return false;
     const auto dits = select([](const Shape& s, const ComponentPlan& cp) {
       return staged_denoiser(s) && cp.residency != Residency::kStreamed;
     });
     if (dits.empty()) return false;
-    const bool user_k = user_set(plan_, "blocks_resident") && plan_.blocks_resident >= 0;
-    const int prefetch = user_set(plan_, "prefetch") ? plan_.prefetch : 1;
+    const bool user_k = user_set(plan_, Setting::kBlocksResident) && plan_.blocks_resident >= 0;
+    const int prefetch = user_set(plan_, Setting::kPrefetch) ? plan_.prefetch : 1;
     std::vector<std::string> to;
     for (auto& [s, cp] : dits) {
       cp->residency = Residency::kStreamed;
@@ -122,7 +144,7 @@ class Ladder {
   }
 
   bool halve_resident(FallbackStep& step) {
-    if (user_set(plan_, "blocks_resident")) return false;
+    if (user_set(plan_, Setting::kBlocksResident)) return false;
     const auto dits = select([](const Shape& s, const ComponentPlan& cp) {
       return staged_denoiser(s) && cp.residency == Residency::kStreamed &&
              resident_blocks(cp, s.num_blocks) > 0;
@@ -142,7 +164,7 @@ class Ladder {
   }
 
   bool drop_prefetch(FallbackStep& step) {
-    if (user_set(plan_, "prefetch")) return false;
+    if (user_set(plan_, Setting::kPrefetch)) return false;
     const auto dits = select([](const Shape& s, const ComponentPlan& cp) {
       return staged_denoiser(s) && cp.residency == Residency::kStreamed && cp.prefetch > 0;
     });
@@ -160,13 +182,13 @@ class Ladder {
   }
 
   bool stream_text_encoder(FallbackStep& step) {
-    if (user_set(plan_, "offload") || user_set(plan_, "text_encoder")) return false;
+    if (user_set(plan_, Setting::kOffload) || user_set(plan_, Setting::kTextEncoder)) return false;
     const auto te = select([](const Shape& s, const ComponentPlan& cp) {
       return s.role == ComponentRole::kTextEncoder && s.num_blocks > 0 &&
              !(cp.residency == Residency::kStreamed && cp.blocks_resident == 0);
     });
     if (te.empty()) return false;
-    const int prefetch = user_set(plan_, "prefetch") ? plan_.prefetch : 0;
+    const int prefetch = user_set(plan_, Setting::kPrefetch) ? plan_.prefetch : 0;
     std::vector<std::string> to;
     for (auto& [s, cp] : te) {
       cp->residency = Residency::kStreamed;
@@ -457,7 +479,7 @@ std::optional<FallbackStep> ResidencyManager::step_down(const std::string& compo
     const ManagedComponent& c = it->second->component;
     shapes.push_back({c.name, c.role, static_cast<int>(c.blocks.size())});
   }
-  Ladder ladder(plan_, shapes);
+  RuntimeLadder ladder(plan_, shapes);
   std::optional<FallbackStep> taken;
   std::string why = error;
   for (;;) {

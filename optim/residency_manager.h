@@ -97,7 +97,8 @@ class ResidencyManager {
   at::ScalarType compute_dtype(const std::string& name) const;
 
   /// After an out-of-memory error in a stage of `component`: changes the plan to the next
-  /// cheaper setting that the user did not fix (plan.user_set), in this order: text encoder
+  /// cheaper setting that the user did not fix (plan.user_set), walking the run-time rungs of
+  /// the ladder table (optim/ladder.h) in its order: text encoder
   /// kWholeRun -> kDuringUse (the kWholeRun others become kFromFirstUse, so the text encoder
   /// is gone before they load; "text_encoder"); every component kDuringUse (model offload;
   /// "offload"); staged denoisers streamed with k = half their blocks and prefetch 1

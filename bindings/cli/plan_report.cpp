@@ -252,7 +252,7 @@ nlohmann::json result_json(const OptimizationResult& r) {
           {"window", p.frame_chunking.window},
           {"overlap", p.frame_chunking.overlap}}},
         {"components", components},
-        {"user_set", p.user_set}}},
+        {"user_set", p.user_set.names()}}},
       {"reasons", reasons},
       {"ladder", ladder},
       {"estimate",

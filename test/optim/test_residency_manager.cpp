@@ -348,12 +348,12 @@ namespace {
 struct Resident {
   Component te, dit, vae;
   OptimizationPlan plan;
-  explicit Resident(const Tiny& tiny, std::vector<std::string> user_set = {})
+  explicit Resident(const Tiny& tiny, wanrt::SettingSet user_set = {})
       : te(tiny.load("text_encoder")), dit(tiny.load("dit")), vae(tiny.load("vae")) {
     for (const char* name : {"text_encoder", "dit", "vae"}) {
       plan.components.push_back(cplan(name, Residency::kWholeRun, -1, 0, Dtype::kFp32));
     }
-    plan.user_set = std::move(user_set);
+    plan.user_set = user_set;
   }
   std::unique_ptr<ResidencyManager> manager() const {
     return std::make_unique<ResidencyManager>(
@@ -463,14 +463,14 @@ TEST_CASE("step_down never changes what the user set", "[optim]") {
   const std::string full = "offload sequential -> offload full (text_encoder blocks_resident 0)";
 
   SECTION("offload") {
-    const Resident r(tiny, {"offload"});
+    const Resident r(tiny, {wanrt::Setting::kOffload});
     auto mgr = r.manager();
     CHECK(all_steps(*mgr) == std::vector<std::string>{te_step});
     CHECK(mgr->plan().offload == wanrt::OffloadPolicy::kNone);
     CHECK(mgr->plan().component("dit").residency == Residency::kFromFirstUse);
   }
   SECTION("text_encoder") {
-    const Resident r(tiny, {"text_encoder"});
+    const Resident r(tiny, {wanrt::Setting::kTextEncoder});
     auto mgr = r.manager();
     const std::vector<std::string> expected = {
         model, "offload model -> offload sequential (dit blocks_resident 1, prefetch 1)",
@@ -481,7 +481,7 @@ TEST_CASE("step_down never changes what the user set", "[optim]") {
     CHECK(mgr->plan().offload == wanrt::OffloadPolicy::kSequential);
   }
   SECTION("blocks_resident") {
-    Resident r(tiny, {"blocks_resident"});
+    Resident r(tiny, {wanrt::Setting::kBlocksResident});
     r.plan.blocks_resident = 2;
     auto mgr = r.manager();
     const std::vector<std::string> expected = {
@@ -492,7 +492,7 @@ TEST_CASE("step_down never changes what the user set", "[optim]") {
     CHECK(mgr->plan().blocks_resident == 2);
   }
   SECTION("prefetch") {
-    Resident r(tiny, {"prefetch"});
+    Resident r(tiny, {wanrt::Setting::kPrefetch});
     r.plan.prefetch = 0;
     auto mgr = r.manager();
     const std::vector<std::string> expected = {
