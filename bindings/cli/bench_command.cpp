@@ -23,8 +23,8 @@
 #include "models/wan22/vae_decoder.h"
 #include "runtime/device_backend.h"
 #include "runtime/error.h"
-#include "runtime/image_reader.h"
-#include "runtime/video_writer.h"
+#include "io/image_reader.h"
+#include "io/video_writer.h"
 #include "runtime/tracking_allocator.h"
 #include "runtime/version.h"
 

@@ -18,8 +18,8 @@
 #include "models/wan22/request_plan.h"
 #include "optim/optimization_manager.h"
 #include "runtime/error.h"
-#include "runtime/image_reader.h"
-#include "runtime/video_writer.h"
+#include "io/image_reader.h"
+#include "io/video_writer.h"
 
 namespace wanrt::cli {
 namespace {

@@ -24,6 +24,7 @@ CLEAN = {
     "runtime/error.h": '#pragma once\n#include <string>\n',
     "optim/plan.cpp": '#include "optim/plan.h"\n#include "runtime/error.h"\n',
     "chunking/blend.cpp": '#include "runtime/error.h"\n',
+    "io/video_writer.cpp": '#include "runtime/error.h"\n',
     "models/wan22/pipeline.cpp": '#include "optim/plan.h"\n#include "chunking/blend.h"\n',
     "bindings/cli/main.cpp": '#include "models/wan22/pipeline.h"\n',
 }
@@ -42,6 +43,9 @@ def test_clean_tree_passes(tmp_path):
     ("chunking/blend.cpp", '  #  include "optim/plan.h"\n', "from sibling optim/"),
     ("models/wan22/x.h", '#include "bindings/cli/opts.h"\n', "from higher layer bindings/"),
     ("runtime/cuda/cuda_backend.cpp", '#include "models/wan22/pipeline.h"\n', "from higher layer models/"),
+    ("runtime/bundle.cpp", '#include "io/video_writer.h"\n', "from higher layer io/"),
+    ("io/image_reader.cpp", '#include "optim/plan.h"\n', "from sibling optim/"),
+    ("chunking/blend.cpp", '#include "io/video_writer.h"\n', "from sibling io/"),
     ("optim/offload.cpp", '#include "../runtime/error.h"\n', "relative include"),
 ])
 def test_forbidden_include_fails(tmp_path, rel, text, needle):

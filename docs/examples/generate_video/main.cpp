@@ -5,7 +5,7 @@
 
 #include "models/wan22/pipeline.h"
 #include "runtime/error.h"
-#include "runtime/video_writer.h"
+#include "io/video_writer.h"
 
 int main(int argc, char** argv) {
   if (argc != 4) {

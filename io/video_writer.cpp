@@ -1,6 +1,6 @@
 // Paths, destinations, temporaries and the format-independent part of VideoWriter; the
 // encoders live in video_writer_mp4.cpp and video_writer_png.cpp.
-#include "runtime/video_writer.h"
+#include "io/video_writer.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "runtime/error.h"
-#include "runtime/ffmpeg_util.h"
-#include "runtime/video_writer_internal.h"
+#include "io/ffmpeg_util.h"
+#include "io/video_writer_internal.h"
 
 namespace wanrt {
 namespace video_detail {

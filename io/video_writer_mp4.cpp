@@ -16,8 +16,8 @@ extern "C" {
 #include <string>
 
 #include "runtime/error.h"
-#include "runtime/ffmpeg_util.h"
-#include "runtime/video_writer_internal.h"
+#include "io/ffmpeg_util.h"
+#include "io/video_writer_internal.h"
 
 namespace wanrt::video_detail {
 namespace {

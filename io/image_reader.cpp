@@ -1,4 +1,4 @@
-#include "runtime/image_reader.h"
+#include "io/image_reader.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -20,7 +20,7 @@ extern "C" {
 #include <system_error>
 
 #include "runtime/error.h"
-#include "runtime/ffmpeg_util.h"
+#include "io/ffmpeg_util.h"
 
 namespace wanrt {
 namespace {

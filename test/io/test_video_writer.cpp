@@ -29,7 +29,7 @@ extern "C" {
 #include "support/process.h"
 #include "support/error_category.h"
 #include "runtime/error.h"
-#include "runtime/video_writer.h"
+#include "io/video_writer.h"
 
 namespace fs = std::filesystem;
 using wanrt_test::have_program;

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "runtime/video_writer.h"
+#include "io/video_writer.h"
 
 namespace wanrt::video_detail {
 

@@ -18,8 +18,8 @@
 
 #include "support/process.h"
 #include "runtime/error.h"
-#include "runtime/image_reader.h"
-#include "runtime/video_writer.h"
+#include "io/image_reader.h"
+#include "io/video_writer.h"
 #include "support/tiny_bundles.h"
 
 namespace fs = std::filesystem;
