@@ -9,6 +9,7 @@
 #include <ATen/Parallel.h>
 
 #include "bindings/cli/cli_common.h"
+#include "bindings/common/json_reports.h"
 #include "bindings/cli/commands.h"
 #include "bindings/cli/plan_flags.h"
 #include "bindings/cli/plan_report.h"
@@ -66,93 +67,6 @@ std::optional<OptimizationResult> plan_for(const GenerateOptions& o, const std::
                 "see the guidance above; `wanrun plan` shows the same plan without loading");
   }
   return result;
-}
-
-nlohmann::json plan_json(const GenerateOptions& o, const wan22::Pipeline& pipeline,
-                         const wan22::GenerateResult& result, std::int64_t vram_budget) {
-  const OptimizationPlan& plan = pipeline.residency().plan();
-  nlohmann::json fallbacks = nlohmann::json::array();
-  for (const FallbackStep& f : result.fallbacks) {
-    fallbacks.push_back({{"component", f.component}, {"from", f.from}, {"to", f.to},
-                         {"error", f.error}});
-  }
-  return {{"device", plan.device},
-          {"threads", at::get_num_threads()},
-          {"dtype", dtype_name(plan.dtype)},
-          {"offload", offload_name(plan.offload)},
-          {"blocks_resident", plan.blocks_resident},
-          {"prefetch", plan.prefetch},
-          {"text_encoder", text_encoder_placement_name(plan.text_encoder)},
-          {"rung", plan.rung},
-          {"auto_optimize", o.auto_optimize},
-          {"summary", result.plan_summary},
-          {"components", components_json(plan)},
-          {"vram_budget_bytes", vram_budget > 0 ? nlohmann::json(vram_budget) : nlohmann::json()},
-          {"ledger_peak_bytes", result.ledger_peak_bytes},
-          {"fallbacks", fallbacks}};
-}
-
-// The chunking part of the plan; null where a setting is off.
-nlohmann::json chunking_json(const GenerateOptions& o, const wan22::ResolvedRequest& r,
-                             const wan22::GenerateResult& result) {
-  const auto or_null = [](int value) {
-    return value > 0 ? nlohmann::json(value) : nlohmann::json(nullptr);
-  };
-  return {
-      {"chunk_frames", or_null(r.chunk_frames)},
-      {"chunk_overlap", r.chunk_frames > 0 ? nlohmann::json(r.chunk_overlap) : nlohmann::json()},
-      {"denoise_windows", result.denoise_windows},
-      {"dit_calls", result.dit_calls},
-      {"vae_tile", or_null(r.vae_tile)},
-      {"vae_tiles", result.vae_tiles},
-      {"blend", r.blend},
-      {"vae_decode", o.no_stream ? "causal, one latent frame per step, whole video kept"
-                                 : "causal, one latent frame per step, frames streamed to the "
-                                   "writer"},
-  };
-}
-
-nlohmann::json report_json(const GenerateOptions& o, const std::string& bundle,
-                           const wan22::Pipeline& pipeline, const wan22::GenerateResult& result,
-                           double total_seconds, std::int64_t vram_budget) {
-  const auto& r = result.request;
-  nlohmann::json times = nlohmann::json::object();
-  nlohmann::json peaks = nlohmann::json::object();
-  for (const auto& t : result.times) {
-    times[t.stage] = t.seconds;
-    peaks[t.stage] = t.peak_rss_bytes;
-  }
-  times["load"] = pipeline.load_seconds();
-  times["total"] = total_seconds;
-  return {
-      {"output", o.out},
-      {"bundle", bundle},
-      {"model_id", pipeline.spec().model_id},
-      {"task", pipeline.spec().task},
-      {"request",
-       {{"prompt", r.prompt},
-        {"negative_prompt", r.negative_prompt},
-        {"image", o.image.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.image)},
-        {"width", r.width},
-        {"height", r.height},
-        {"frames", r.frames},
-        {"steps", r.steps},
-        {"seed", r.seed},
-        {"guidance", {{"low_noise", r.guide_low}, {"high_noise", r.guide_high}}},
-        {"shift", r.shift},
-        {"sampler", r.sampler},
-        {"user_set", r.user_set}}},
-      {"plan", [&] {
-         nlohmann::json plan = plan_json(o, pipeline, result, vram_budget);
-         plan["chunking"] = chunking_json(o, r, result);
-         return plan;
-       }()},
-      {"fps", result.fps},
-      {"expert_trace", result.expert_trace},
-      {"times_s", times},
-      {"peak_rss_bytes", result.peak_rss_bytes},
-      {"stage_peak_rss_bytes", peaks},
-  };
 }
 
 int run_generate(const GenerateOptions& o) {
@@ -229,7 +143,17 @@ int run_generate(const GenerateOptions& o) {
   bar.finish();
 
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const nlohmann::json report = report_json(o, bundle, *pipeline, result, total, vram_budget);
+  bindings::RunContext context;
+  context.output = o.out;
+  context.bundle = bundle;
+  context.image = o.image;
+  context.auto_optimize = o.auto_optimize;
+  context.vram_budget = vram_budget;
+  context.streamed = !o.no_stream;
+  context.load_seconds = pipeline->load_seconds();
+  context.total_seconds = total;
+  const nlohmann::json report =
+      bindings::run_report_json(context, pipeline->spec(), pipeline->residency().plan(), result);
   std::string sidecar = o.out;
   while (!sidecar.empty() && sidecar.back() == '/') sidecar.pop_back();
   write_file_atomic(sidecar + ".json", report.dump(2) + "\n");

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bindings/cli/cli_common.h"
+#include "bindings/common/json_reports.h"
 #include "bindings/cli/commands.h"
 #include "models/wan22/model_spec.h"
 #include "runtime/bundle.h"
@@ -29,34 +30,12 @@ int run_inspect(const InspectOptions& o) {
   const wan22::WanSpec spec = wan22::read_wan_spec(m);
   const auto& d = spec.sampling;
 
-  nlohmann::json doc = {{"bundle", m.root},
-                        {"model_id", m.model_id},
-                        {"task", m.task},
-                        {"verified", o.verify},
-                        {"components", nlohmann::json::array()}};
+  const nlohmann::json doc = bindings::inspect_json(m, spec, o.verify);
   std::int64_t total_params = 0, total_bytes = 0;
   for (const auto& c : m.components) {
     total_params += c.parameters;
     total_bytes += c.bytes;
-    doc["components"].push_back({{"name", c.name},
-                                 {"file", c.file},
-                                 {"dtype", c.dtype},
-                                 {"parameters", c.parameters},
-                                 {"bytes", c.bytes},
-                                 {"non_block_bytes", c.non_block_bytes},
-                                 {"block_bytes", c.block_bytes},
-                                 {"keep_fp32", c.keep_fp32},
-                                 {"contract",
-                                  {{"kind", c.contract.kind},
-                                   {"methods", c.contract.methods},
-                                   {"num_blocks", c.contract.num_blocks},
-                                   {"inputs", c.contract.inputs}}},
-                                 {"expert", c.expert}});
   }
-  doc["sampling"] = {{"steps", d.steps},   {"shift", d.shift},   {"guide_scale", {d.guide_low, d.guide_high}},
-                     {"frames", d.frames}, {"size", {d.width, d.height}}, {"fps", d.fps},
-                     {"sampler", d.sampler}};
-  if (d.boundary) doc["sampling"]["boundary"] = *d.boundary;
   if (o.json) {
     fmt::print("{}\n", doc.dump(2));
     return 0;

@@ -8,10 +8,15 @@
 #include <string>
 #include <vector>
 
+#include "bindings/common/json_reports.h"
 #include "optim/machine.h"
 #include "optim/optimization_manager.h"
 
 namespace wanrt::cli {
+
+using bindings::components_json;
+using bindings::resources_json;
+using bindings::result_json;
 
 /// Options shared by plan and doctor: the simulated machine and the optimization config.
 struct MachineOptions {
@@ -37,13 +42,6 @@ std::vector<std::string> profile_dirs();
 std::string find_profile(const std::string& name_or_file);
 /// The planning profiles found (file paths), one per model id, sorted.
 std::vector<std::string> list_profiles();
-
-/// The per-component plan as JSON (name, placement, storage, compute, residency, k, prefetch).
-nlohmann::json components_json(const OptimizationPlan& plan);
-/// The result as one JSON document.
-nlohmann::json result_json(const OptimizationResult& result);
-/// The machine as JSON.
-nlohmann::json resources_json(const SystemResources& resources);
 
 /// Prints the plan (settings, reasons, per-stage estimate, ladder, guidance) as text.
 /// `details`: every memory item with its formula.
