@@ -18,37 +18,4 @@ void PlanFlags::add_to(CLI::App* cmd) {
   cmd->add_option("--host-residency", host_residency, "all | on_demand (default: planned)");
 }
 
-PlanSettings PlanFlags::settings() const {
-  PlanSettings s;
-  if (!device.empty()) s.device = device;
-  if (!dtype.empty()) s.dtype = parse_dtype(dtype, "--dtype");
-  if (!offload.empty()) s.offload = parse_offload(offload, "--offload");
-  if (!text_encoder.empty()) {
-    s.text_encoder = parse_text_encoder_placement(text_encoder, "--text-encoder");
-  }
-  if (!attention.empty()) s.attention = parse_attention(attention, "--attention");
-  if (!host_residency.empty()) {
-    if (host_residency != "all" && host_residency != "on_demand") {
-      throw Error(ErrorCategory::kUsage,
-                  fmt::format("--host-residency '{}' is not all or on_demand", host_residency));
-    }
-    s.host_residency = host_residency == "all" ? HostResidency::kAll : HostResidency::kOnDemand;
-  }
-  if (blocks_resident && *blocks_resident < 0) {
-    throw Error(ErrorCategory::kUsage, fmt::format("--blocks-resident {} is negative",
-                                                   *blocks_resident));
-  }
-  if (prefetch && *prefetch < 0) {
-    throw Error(ErrorCategory::kUsage, fmt::format("--prefetch {} is negative", *prefetch));
-  }
-  s.blocks_resident = blocks_resident;
-  s.prefetch = prefetch;
-  return s;
-}
-
-bool PlanFlags::any() const {
-  return !device.empty() || !dtype.empty() || !offload.empty() || !text_encoder.empty() ||
-         !attention.empty() || !host_residency.empty() || blocks_resident || prefetch;
-}
-
 }  // namespace wanrt::cli

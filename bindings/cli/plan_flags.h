@@ -7,21 +7,17 @@
 #include <optional>
 #include <string>
 
+#include "bindings/common/plan_settings_text.h"
 #include "optim/optim_types.h"
 
 namespace wanrt::cli {
 
 /// The flags as given (empty / unset: the planner's choice).
-struct PlanFlags {
-  std::string device, dtype, offload, text_encoder, attention, host_residency;
-  std::optional<int> blocks_resident, prefetch;
-
+struct PlanFlags : bindings::PlanSettingsText {
   /// Registers the flags on `cmd`.
   void add_to(CLI::App* cmd);
   /// The settings they fix; Error(kUsage) naming the flag for a bad value.
-  PlanSettings settings() const;
-  /// Whether any flag was given.
-  bool any() const;
+  PlanSettings settings() const { return bindings::parse_plan_settings(*this, "--"); }
 };
 
 }  // namespace wanrt::cli

@@ -21,7 +21,7 @@ namespace wanrt::wan22 {
 
 /// How a session runs.
 struct SessionOptions {
-  /// The memory plan to apply (wanrun plan, plan_generation in generation_plan.h, or
+  /// The memory plan to apply (wanrun plan, plan_request in request_plan.h, or
   /// OptimizationManager): device, dtypes, offload policy per component. None: every component
   /// resident on the CPU in its stored dtype (resident_plan).
   std::optional<OptimizationPlan> plan;

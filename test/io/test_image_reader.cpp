@@ -160,7 +160,7 @@ std::string read_bytes(const fs::path& path) {
 
 }  // namespace
 
-TEST_CASE("read_image returns write_video's PNG frames exactly", "[runtime]") {
+TEST_CASE("read_image returns write_video's PNG frames exactly", "[io]") {
   wanrt_test::TempDir tmp;
   // Random pixels of an odd size: every value and no smoothness for a decoder to lean on.
   at::Tensor frames = at::randint(0, 256, {2, 37, 53, 3}, at::TensorOptions().dtype(at::kByte));
@@ -173,7 +173,7 @@ TEST_CASE("read_image returns write_video's PNG frames exactly", "[runtime]") {
   }
 }
 
-TEST_CASE("read_image decodes PNG, BMP and WebP like matplotlib", "[runtime]") {
+TEST_CASE("read_image decodes PNG, BMP and WebP like matplotlib", "[io]") {
   REQUIRE_TOOLS();
   wanrt_test::TempDir tmp;
   const fs::path dir = tmp.path();
@@ -216,7 +216,7 @@ TEST_CASE("read_image decodes PNG, BMP and WebP like matplotlib", "[runtime]") {
   }
 }
 
-TEST_CASE("read_image decodes full-range JPEG to the colours of the lossless source", "[runtime]") {
+TEST_CASE("read_image decodes full-range JPEG to the colours of the lossless source", "[io]") {
   REQUIRE_TOOLS();
   wanrt_test::TempDir tmp;
   const fs::path dir = tmp.path();
@@ -248,7 +248,7 @@ TEST_CASE("read_image decodes full-range JPEG to the colours of the lossless sou
   }
 }
 
-TEST_CASE("read_image recognises the format by content, not by name", "[runtime]") {
+TEST_CASE("read_image recognises the format by content, not by name", "[io]") {
   REQUIRE_TOOLS();
   wanrt_test::TempDir tmp;
   const fs::path dir = tmp.path();
@@ -269,7 +269,7 @@ TEST_CASE("read_image recognises the format by content, not by name", "[runtime]
 }
 
 TEST_CASE("read_image rejects what is not an image with a usage error naming the file",
-          "[runtime]") {
+          "[io]") {
   wanrt_test::TempDir tmp;
   const fs::path dir = tmp.path();
 

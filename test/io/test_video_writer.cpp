@@ -171,7 +171,7 @@ using wanrt_test::category_of;
 
 }  // namespace
 
-TEST_CASE("output format follows the path", "[runtime]") {
+TEST_CASE("output format follows the path", "[io]") {
   CHECK(output_format_for("out/video.mp4") == OutputFormat::kMp4);
   CHECK(output_format_for("VIDEO.MP4") == OutputFormat::kMp4);
   CHECK(output_format_for("/tmp/frames.pt") == OutputFormat::kTensor);
@@ -190,7 +190,7 @@ TEST_CASE("output format follows the path", "[runtime]") {
   CHECK(category_of([] { output_format_for(""); }) == ErrorCategory::kUsage);
 }
 
-TEST_CASE("MP4: 9 frames of H.264 at 24 fps decode back to the input", "[runtime]") {
+TEST_CASE("MP4: 9 frames of H.264 at 24 fps decode back to the input", "[io]") {
   TempDir dir;
   const int count = 9, height = 48, width = 64;
   const at::Tensor frames = make_frames(count, height, width);
@@ -250,7 +250,7 @@ TEST_CASE("MP4: 9 frames of H.264 at 24 fps decode back to the input", "[runtime
   CHECK(cb_step == Approx(expected_step).margin(0.5));
 }
 
-TEST_CASE("MP4: ffprobe agrees on codec, size, rate and frame count", "[runtime]") {
+TEST_CASE("MP4: ffprobe agrees on codec, size, rate and frame count", "[io]") {
   if (!have_program("ffprobe")) {
     WARN("WANRT_SKIP: ffprobe not installed (Debian package ffmpeg)");
     return;
@@ -270,7 +270,7 @@ TEST_CASE("MP4: ffprobe agrees on codec, size, rate and frame count", "[runtime]
   }
 }
 
-TEST_CASE("PNG directory: one lossless file per frame", "[runtime]") {
+TEST_CASE("PNG directory: one lossless file per frame", "[io]") {
   TempDir dir;
   const at::Tensor frames = make_frames(3, 7, 5);  // any size, odd included
   write_video(dir / "frames/", frames);
@@ -296,7 +296,7 @@ TEST_CASE("PNG directory: one lossless file per frame", "[runtime]") {
   CHECK(dir.entries() == std::set<std::string>{"frames"});
 }
 
-TEST_CASE("PNG directory: a directory holding other files is not replaced", "[runtime]") {
+TEST_CASE("PNG directory: a directory holding other files is not replaced", "[io]") {
   TempDir dir;
   fs::create_directory(dir / "mine");
   std::ofstream(dir / "mine/notes.txt") << "keep me";
@@ -306,7 +306,7 @@ TEST_CASE("PNG directory: a directory holding other files is not replaced", "[ru
   CHECK(dir.entries() == std::set<std::string>{"mine"});
 }
 
-TEST_CASE("tensor file: pickle_load and Python's torch.load return the frames", "[runtime]") {
+TEST_CASE("tensor file: pickle_load and Python's torch.load return the frames", "[io]") {
   TempDir dir;
   // A non-contiguous view: the file must hold exactly the frames as seen.
   const at::Tensor base = make_frames(2, 5, 4);
@@ -339,7 +339,7 @@ TEST_CASE("tensor file: pickle_load and Python's torch.load return the frames", 
   CHECK(printed == expected + "]\n");
 }
 
-TEST_CASE("cancellation leaves nothing behind and keeps an older output", "[runtime]") {
+TEST_CASE("cancellation leaves nothing behind and keeps an older output", "[io]") {
   TempDir dir;
   const std::string name = GENERATE(as<std::string>{}, "clip.mp4", "frames/", "old.mp4");
   std::ofstream(dir / "old.mp4") << "older output";
@@ -358,7 +358,7 @@ TEST_CASE("cancellation leaves nothing behind and keeps an older output", "[runt
   CHECK(std::string(std::istreambuf_iterator<char>(old), {}) == "older output");
 }
 
-TEST_CASE("tensor file: cancellation before writing", "[runtime]") {
+TEST_CASE("tensor file: cancellation before writing", "[io]") {
   TempDir dir;
   VideoWriteOptions options;
   options.cancelled = [] { return true; };
@@ -367,7 +367,7 @@ TEST_CASE("tensor file: cancellation before writing", "[runtime]") {
   CHECK(dir.entries().empty());
 }
 
-TEST_CASE("unwritable or missing output directories fail cleanly", "[runtime]") {
+TEST_CASE("unwritable or missing output directories fail cleanly", "[io]") {
   TempDir dir;
   std::ofstream(dir / "plain-file") << "x";
   const at::Tensor frames = make_frames(2, 4, 4);
@@ -392,7 +392,7 @@ TEST_CASE("unwritable or missing output directories fail cleanly", "[runtime]") 
 }
 
 TEST_CASE("MP4 rejects odd sizes and bad options and every format rejects bad tensors",
-          "[runtime]") {
+          "[io]") {
   TempDir dir;
   try {
     write_video(dir / "odd.mp4", make_frames(2, 48, 63));
@@ -434,7 +434,7 @@ TEST_CASE("MP4 rejects odd sizes and bad options and every format rejects bad te
   CHECK(dir.entries() == std::set<std::string>{"taken.mp4"});
 }
 
-TEST_CASE("output paths are checked before any frame exists", "[runtime]") {
+TEST_CASE("output paths are checked before any frame exists", "[io]") {
   TempDir dir;
   fs::create_directory(dir / "taken.mp4");
   fs::create_directory(dir / "foreign");
@@ -474,7 +474,7 @@ std::map<std::string, std::string> tree_bytes(const std::string& root) {
 
 }  // namespace
 
-TEST_CASE("VideoWriter: frames appended in pieces give write_video's output", "[runtime]") {
+TEST_CASE("VideoWriter: frames appended in pieces give write_video's output", "[io]") {
   TempDir dir;
   const std::string name = GENERATE(as<std::string>{}, "frames.pt", "frames/", "clip.mp4");
   INFO(name);
@@ -527,7 +527,7 @@ TEST_CASE("VideoWriter: frames appended in pieces give write_video's output", "[
   }
 }
 
-TEST_CASE("VideoWriter: an unfinished or aborted writer leaves nothing", "[runtime]") {
+TEST_CASE("VideoWriter: an unfinished or aborted writer leaves nothing", "[io]") {
   TempDir dir;
   const std::string name = GENERATE(as<std::string>{}, "clip.mp4", "frames/", "t.pt", "old.mp4");
   INFO(name);
@@ -550,7 +550,7 @@ TEST_CASE("VideoWriter: an unfinished or aborted writer leaves nothing", "[runti
   CHECK(file_bytes(dir / "old.mp4") == "older output");
 }
 
-TEST_CASE("VideoWriter: errors and cancellation in append abort the output", "[runtime]") {
+TEST_CASE("VideoWriter: errors and cancellation in append abort the output", "[io]") {
   TempDir dir;
   const std::string name = GENERATE(as<std::string>{}, "clip.mp4", "frames/", "t.pt");
   INFO(name);
@@ -590,7 +590,7 @@ TEST_CASE("VideoWriter: errors and cancellation in append abort the output", "[r
   CHECK(dir.entries().empty());
 }
 
-TEST_CASE("write_file_atomic writes, replaces and leaves nothing behind on failure", "[runtime]") {
+TEST_CASE("write_file_atomic writes, replaces and leaves nothing behind on failure", "[io]") {
   TempDir dir;
   const std::string path = dir / "report.json";
   const auto read = [](const std::string& p) {
