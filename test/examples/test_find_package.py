@@ -1,6 +1,7 @@
-"""docs/examples/generate_video built the way an outside application builds it: wanrt is
-installed into a temporary prefix, the example is configured with find_package(wanrt) against
-that prefix only, built, and run on a tiny bundle."""
+"""The examples built the way an outside application builds them: wanrt is installed into a
+temporary prefix; docs/examples/generate_video is configured with find_package(wanrt) against
+that prefix only, docs/examples/c_embed is compiled as C99 with the flags pkg-config gives for
+the installed wanrt.pc; both run on a tiny bundle, and the C example's frames equal wanrun's."""
 import json
 import os
 import shutil
@@ -22,9 +23,14 @@ def check(cmd, **kw):
     return r
 
 
-def test_example_builds_against_the_installed_package(tmp_path):
-    prefix = tmp_path / "prefix"
+@pytest.fixture(scope="module")
+def prefix(tmp_path_factory):
+    prefix = tmp_path_factory.mktemp("install") / "prefix"
     check(["cmake", "--install", BUILD_DIR, "--prefix", prefix])
+    return prefix
+
+
+def test_example_builds_against_the_installed_package(tmp_path, prefix):
     assert (prefix / "lib" / "cmake" / "wanrt" / "wanrtConfig.cmake").is_file()
     assert (prefix / "include" / "models" / "wan22" / "pipeline.h").is_file()
     assert (prefix / "bin" / "wanrun").is_file()
@@ -48,3 +54,30 @@ def test_example_builds_against_the_installed_package(tmp_path):
                        "stream=nb_read_frames,width,height", "-of", "json", out])
         stream = json.loads(probe.stdout)["streams"][0]
         assert (int(stream["nb_read_frames"]), stream["width"], stream["height"]) == (5, 64, 64)
+
+
+def test_c_example_via_pkg_config_streams_the_frames_wanrun_writes(tmp_path, prefix):
+    assert (prefix / "include" / "wanrt" / "wanrt.h").is_file()
+    env = dict(os.environ, PKG_CONFIG_PATH=str(prefix / "lib" / "pkgconfig"))
+    flags = check(["pkg-config", "--cflags", "--libs", "wanrt"], env=env).stdout.split()
+    exe = tmp_path / "c_embed"
+    check(["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic",
+           Path(SOURCE_DIR) / "docs" / "examples" / "c_embed" / "main.c", *flags, "-o", exe])
+
+    bundle = Path(TINY) / "tiny-ti2v"
+    raw = tmp_path / "frames.rgb"
+    run_env = dict(os.environ, WANRT_SPM_MODULE=str(prefix / "lib" / "wanrt" / "libwanrt_spm.so"))
+    r = check([exe, bundle, raw, "a heron over a lake", "9", "3", "5"], env=run_env)
+    count, _, size = r.stdout.split()
+    width, height = (int(v) for v in size.split("x"))
+    assert int(count) == 9
+
+    # The same request through wanrun, as a uint8 tensor file.
+    pt = tmp_path / "frames.pt"
+    check([prefix / "bin" / "wanrun", "generate", "--model", bundle, "--prompt",
+           "a heron over a lake", "--frames", "9", "--steps", "3", "--seed", "5", "--out", pt,
+           "--progress", "none"], env=run_env)
+    import torch
+    frames = torch.load(str(pt))
+    assert tuple(frames.shape) == (9, height, width, 3)
+    assert raw.read_bytes() == frames.contiguous().numpy().tobytes()
