@@ -81,3 +81,15 @@ def test_c_example_via_pkg_config_streams_the_frames_wanrun_writes(tmp_path, pre
     frames = torch.load(str(pt))
     assert tuple(frames.shape) == (9, height, width, 3)
     assert raw.read_bytes() == frames.contiguous().numpy().tobytes()
+
+
+def test_the_installed_python_package_imports(prefix):
+    site = prefix / "lib" / "python3" / "dist-packages"
+    assert list((site / "wanrt").glob("_wanrt*.so"))
+    env = dict(os.environ, PYTHONPATH=str(site),
+               WANRT_SPM_MODULE=str(prefix / "lib" / "wanrt" / "libwanrt_spm.so"))
+    r = check(["/usr/bin/python3", "-c",
+               "import wanrt, sys; b = wanrt.Bundle(sys.argv[1], threads=1); "
+               "f, _ = b.generate(prompt='x', frames=5, steps=1); print(wanrt.__file__, f.shape)",
+               Path(TINY) / "tiny-ti2v"], env=env, cwd="/")
+    assert str(site) in r.stdout and "(5, " in r.stdout

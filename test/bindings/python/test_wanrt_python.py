@@ -1,0 +1,139 @@
+"""The wanrt Python package from the build tree: frames equal wanrun's, dicts for inspect and
+plan, one exception class per category with its hint, the GIL released while generating,
+Ctrl-C cancelling, two threads on one bundle."""
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+wanrt = pytest.importorskip("wanrt", reason="PYTHONPATH must hold <build>/python (ctest sets it)")
+
+TINY = Path(os.environ.get("WANRT_TINY_BUNDLES", "/nonexistent"))
+WANRUN = os.environ.get("WANRUN")
+BUNDLE = TINY / "tiny-ti2v"
+REQUEST = dict(prompt="a heron over a lake", frames=9, steps=3, seed=5)
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return wanrt.Bundle(str(BUNDLE), threads=1)
+
+
+def wanrun_frames(tmp_path, bundle_dir, **request):
+    out = tmp_path / "frames.pt"
+    subprocess.run([WANRUN, "generate", "--model", str(bundle_dir), "--prompt", request["prompt"],
+                    "--frames", str(request["frames"]), "--steps", str(request["steps"]),
+                    "--seed", str(request["seed"]), "--threads", "1", "--out", str(out),
+                    "--progress", "none"], check=True, capture_output=True)
+    return torch.load(str(out)).numpy()
+
+
+def test_frames_equal_the_cli(bundle, tmp_path):
+    progress = []
+    streamed = []
+    frames, report = bundle.generate(**REQUEST, on_progress=lambda *e: progress.append(e),
+                                     on_frames=streamed.append)
+    assert frames.dtype == np.uint8 and frames.ndim == 4 and frames.shape[0] == 9
+    assert np.array_equal(frames, wanrun_frames(tmp_path, BUNDLE, **REQUEST))
+    # The streamed pieces are the same frames, in order.
+    assert np.array_equal(np.concatenate(streamed), frames)
+    assert [p for p in progress if p[0] == "denoise"][-1] == ("denoise", 3, 3)
+    assert report["request"]["frames"] == 9 and report["request"]["seed"] == 5
+    assert report["expert_trace"] == ["dit"] * 3
+
+
+def test_inspect_plan_and_file_output(bundle, tmp_path):
+    info = bundle.inspect()
+    assert info["task"] == "ti2v"
+    assert {c["name"] for c in info["components"]} == {"text_encoder", "dit", "vae"}
+    plan = bundle.plan(prompt="x", frames=9)
+    assert plan["feasible"] is True and plan["workload"]["frames"] == 9
+    out = tmp_path / "clip.pt"
+    frames, _ = bundle.generate(**REQUEST, out=str(out))
+    assert np.array_equal(torch.load(str(out)).numpy(), frames)
+    none, report = bundle.generate(**REQUEST, keep_frames=False)
+    assert none is None and report["plan"]["chunking"]["dit_calls"] == 6
+
+
+def test_every_category_is_its_own_exception_with_a_hint(bundle):
+    with pytest.raises(wanrt.UsageError) as usage:
+        bundle.generate(prompt="x", frames=6)
+    assert isinstance(usage.value, ValueError) and usage.value.hint
+    with pytest.raises(wanrt.UsageError):
+        bundle.generate(prompt="x", frames=5, image=np.zeros((4, 4), np.uint8))
+    with pytest.raises(wanrt.BundleError):
+        wanrt.Bundle("/nonexistent/bundle")
+    with pytest.raises(wanrt.ResourcesError):
+        wanrt.Bundle(str(BUNDLE), device="cpu", dtype="fp16")
+    tight = wanrt.Bundle(str(BUNDLE), threads=1, vram_budget=1024, fallback=False)
+    with pytest.raises(wanrt.OutOfMemoryError) as oom:
+        tight.generate(**REQUEST)
+    assert isinstance(oom.value, MemoryError) and oom.value.category == "out-of-memory"
+    assert all(issubclass(c, wanrt.Error) for c in (wanrt.CancelledError, wanrt.InternalError))
+
+
+def test_an_exception_in_a_callback_stops_the_run_and_propagates(bundle):
+    def boom(stage, step, total):
+        if stage == "denoise" and step == 1:
+            raise RuntimeError("stop here")
+    with pytest.raises(RuntimeError, match="stop here"):
+        bundle.generate(**REQUEST, on_progress=boom)
+
+
+def test_ctrl_c_cancels_the_run(bundle):
+    first_step = threading.Event()
+    steps = []
+
+    def on_progress(stage, step, total):
+        if stage == "denoise":
+            steps.append(step)
+            first_step.set()
+
+    def interrupt():
+        first_step.wait(30)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    killer = threading.Thread(target=interrupt)
+    killer.start()
+    with pytest.raises(KeyboardInterrupt):
+        bundle.generate(prompt="x", frames=9, steps=40, seed=1, on_progress=on_progress)
+    killer.join()
+    assert 0 < max(steps) < 40
+
+
+def test_the_gil_is_released_while_generating(bundle):
+    done = threading.Event()
+    result = {}
+
+    def work():
+        result["frames"], _ = bundle.generate(prompt="x", frames=9, steps=20, seed=2)
+        done.set()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    spins = 0
+    while not done.is_set():
+        spins += 1  # runs only while the worker's C++ code does not hold the GIL
+    worker.join()
+    assert result["frames"].shape[0] == 9
+    assert spins > 10000
+
+
+def test_two_threads_on_one_bundle_get_the_frames_of_one_run_alone(bundle):
+    alone, _ = bundle.generate(**REQUEST)
+    out = [None, None]
+
+    def work(i):
+        out[i], _ = bundle.generate(**REQUEST)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(np.array_equal(o, alone) for o in out)
