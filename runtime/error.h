@@ -6,7 +6,7 @@
 
 namespace wanrt {
 
-/// What kind of failure an Error is; decides the CLI exit code (and the planned C API's status).
+/// What kind of failure an Error is; decides the CLI exit code and the C API's status code.
 enum class ErrorCategory {
   kUsage,        ///< bad arguments or request values
   kBundle,       ///< missing, malformed or inconsistent model bundle
