@@ -1,5 +1,7 @@
 # The two commands of the README. Each does its own set-up on a fresh Debian 12 machine:
-# installs missing Debian packages, configures (CMake preset), builds, then runs.
+# installs missing Debian packages and the pinned LibTorch 2.11 (scripts/setup-libtorch.sh,
+# once per machine, outside the checkout), configures (CMake preset), builds, then runs.
+# PRESET=debian builds against Debian's LibTorch 1.13.1 (CPU) instead.
 PRESET    ?= release
 BUILD_DIR := build/$(PRESET)
 JOBS      ?= $(shell nproc)
@@ -11,8 +13,14 @@ all: build
 deps:
 	@bash scripts/install-deps.sh
 
+# The preset's LibTorch: Debian's for `debian`, else the pinned wheel (its path honours
+# WANRT_TORCH_HOME).
 $(BUILD_DIR)/build.ninja: CMakeLists.txt CMakePresets.json | deps
-	cmake --preset $(PRESET)
+	@if [ "$(PRESET)" = debian ]; then \
+	  cmake --preset $(PRESET); \
+	else \
+	  prefix=$$(bash scripts/setup-libtorch.sh) && cmake --preset $(PRESET) -DCMAKE_PREFIX_PATH="$$prefix"; \
+	fi
 
 configure: deps $(BUILD_DIR)/build.ninja
 

@@ -8,17 +8,35 @@ function(wanrt_missing what package)
     "(or run scripts/install-deps.sh, which installs all of them).")
 endfunction()
 
+# The LibTorch a preset asks for (CMakePresets.json): 2.11.0 from PyPI's wheel, installed by
+# scripts/setup-libtorch.sh (the Makefile runs it), or Debian's 1.13.1 (preset `debian`).
+set(WANRT_TORCH_VERSION "" CACHE STRING "The LibTorch version this build must use (empty: any)")
 find_package(Torch QUIET)
 if(NOT Torch_FOUND)
+  if(WANRT_TORCH_VERSION VERSION_GREATER_EQUAL 2)
+    message(FATAL_ERROR "wanrt: LibTorch ${WANRT_TORCH_VERSION} not found (CMAKE_PREFIX_PATH="
+            "${CMAKE_PREFIX_PATH}). Run scripts/setup-libtorch.sh (make test does) and pass the "
+            "path it prints as -DCMAKE_PREFIX_PATH.")
+  endif()
   wanrt_missing("LibTorch (TorchConfig.cmake)" "libtorch-dev")
+endif()
+# TorchConfig finds its libraries with find_library(... PATHS <its prefix>/lib), which searches
+# the system directories first: with Debian's libtorch-dev installed, a LibTorch given as
+# …/share/cmake would link Debian's libtorch.so. Refuse that mix.
+if(NOT TORCH_LIBRARY MATCHES "^${TORCH_INSTALL_PREFIX}/")
+  message(FATAL_ERROR "wanrt: LibTorch ${Torch_VERSION} at ${TORCH_INSTALL_PREFIX} but its "
+          "libtorch.so was found at ${TORCH_LIBRARY}. Pass the LibTorch prefix itself "
+          "(…/torch, as scripts/setup-libtorch.sh prints) in CMAKE_PREFIX_PATH, and start from "
+          "a fresh build directory.")
+endif()
+if(WANRT_TORCH_VERSION AND NOT Torch_VERSION VERSION_EQUAL WANRT_TORCH_VERSION)
+  message(FATAL_ERROR "wanrt: this preset wants LibTorch ${WANRT_TORCH_VERSION} but found "
+          "${Torch_VERSION} at ${TORCH_INSTALL_PREFIX}. For 2.11 run scripts/setup-libtorch.sh "
+          "and pass its path as -DCMAKE_PREFIX_PATH; for Debian's 1.13 use --preset debian.")
 endif()
 find_package(fmt QUIET)
 if(NOT fmt_FOUND)
   wanrt_missing("fmt" "libfmt-dev")
-endif()
-find_package(spdlog QUIET)
-if(NOT spdlog_FOUND)
-  wanrt_missing("spdlog" "libspdlog-dev")
 endif()
 find_package(yaml-cpp QUIET)
 if(NOT yaml-cpp_FOUND)
@@ -70,6 +88,36 @@ execute_process(COMMAND "${WANRT_PYTHON}" -c "${_wanrt_py_modules}"
 if(NOT _py_rc EQUAL 0)
   wanrt_missing("Python modules (${_py_err})" "${_wanrt_py_packages}")
 endif()
+
+# fmt: LibTorch 2.x wheels ship their own fmt headers (fmt 12 in torch 2.11) in an include
+# directory that comes before Debian's. Mixing those headers with Debian's libfmt.so (fmt 9)
+# would not link, so when the two versions differ wanrt uses LibTorch's copy header-only.
+# wanrt_fmt is the one target every library links for fmt.
+set(_wanrt_torch_fmt "")
+foreach(_h base.h core.h)
+  if(NOT _wanrt_torch_fmt AND EXISTS "${TORCH_INSTALL_PREFIX}/include/fmt/${_h}")
+    file(STRINGS "${TORCH_INSTALL_PREFIX}/include/fmt/${_h}" _v REGEX "^#define FMT_VERSION [0-9]+")
+    if(_v)
+      string(REGEX REPLACE "^#define FMT_VERSION ([0-9]+).*" "\\1" _wanrt_torch_fmt "${_v}")
+    endif()
+  endif()
+endforeach()
+math(EXPR _wanrt_debian_fmt "${fmt_VERSION_MAJOR} * 10000 + ${fmt_VERSION_MINOR} * 100 + ${fmt_VERSION_PATCH}")
+add_library(wanrt_fmt INTERFACE)
+if(_wanrt_torch_fmt AND NOT _wanrt_torch_fmt EQUAL _wanrt_debian_fmt)
+  target_compile_definitions(wanrt_fmt INTERFACE FMT_HEADER_ONLY=1)
+  target_link_libraries(wanrt_fmt INTERFACE torch)
+  message(STATUS "wanrt: fmt ${_wanrt_torch_fmt} header-only from LibTorch (system fmt ${fmt_VERSION})")
+else()
+  target_link_libraries(wanrt_fmt INTERFACE fmt::fmt)
+endif()
+
+# PyPI's LibTorch (2.x) exports its own copies of some libstdc++ symbols (std::filesystem,
+# from the newer toolchain it was built with); a binary that lists libtorch before libstdc++
+# binds its std::filesystem calls to those and crashes. wanrt_runtime puts libstdc++ first in
+# every link that uses it (also in applications, through the installed package); with
+# Debian's LibTorch it changes nothing.
+set(WANRT_LINK_ORDER_OPTIONS "LINKER:--push-state,--no-as-needed" "-lstdc++" "LINKER:--pop-state")
 
 # LibTorch built with CUDA (e.g. a pip wheel's bundled LibTorch) enables the CUDA backend.
 if(TORCH_CUDA_LIBRARIES OR TARGET torch_cuda)

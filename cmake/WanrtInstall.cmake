@@ -6,7 +6,7 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 install(TARGETS wanrt_spm LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/wanrt)
-install(TARGETS wanrt_runtime wanrt_io wanrt_optim wanrt_chunking wanrt_models wanrt
+install(TARGETS wanrt_fmt wanrt_runtime wanrt_io wanrt_optim wanrt_chunking wanrt_models wanrt
         EXPORT wanrtTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

@@ -3,7 +3,10 @@
 # 13.0, with its CMake package) into a versioned directory outside the checkout, so every clone
 # reuses it. Idempotent; the install goes to a temporary directory renamed into place when
 # complete, so an interrupted download never leaves a half-installed LibTorch behind.
-# Prints the CMake prefix path (…/torch/share/cmake) on stdout; progress goes to stderr.
+# Prints the LibTorch prefix (…/torch, holding lib/, include/ and share/cmake/Torch) on stdout,
+# for -DCMAKE_PREFIX_PATH; progress goes to stderr. (Not torch.utils.cmake_prefix_path, which
+# is …/torch/share/cmake: with it CMake finds the Torch package but TorchConfig's find_library
+# looks in the system directories first and picks up Debian's libtorch.so.)
 #   WANRT_TORCH_HOME   where versions live (default: ${XDG_CACHE_HOME:-$HOME/.cache}/wanrt)
 set -euo pipefail
 
@@ -25,4 +28,4 @@ if [[ ! -f $DEST/.complete ]]; then
   touch "$DEST/.complete"
   echo "setup-libtorch: done ($(du -sh "$DEST" | cut -f1))" >&2
 fi
-echo "$DEST/torch/share/cmake"
+echo "$DEST/torch"

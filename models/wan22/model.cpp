@@ -1,6 +1,7 @@
 #include "models/wan22/model.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 
 #include <algorithm>

@@ -51,7 +51,9 @@ class CudaBackend final : public DeviceBackend {
   AllocatorStats allocator_stats() const override {
     namespace alloc = c10::cuda::CUDACachingAllocator;
     const auto stats = alloc::getDeviceStats(index_);
-    const auto all = static_cast<size_t>(alloc::StatType::AGGREGATE);
+    // StatType::AGGREGATE is entry 0 of every stat array in each LibTorch we support; the enum
+    // itself moved (1.13: c10::cuda::CUDACachingAllocator, 2.x: c10::CachingAllocator).
+    constexpr std::size_t all = 0;
     AllocatorStats out;
     out.allocated = stats.allocated_bytes[all].current;
     out.peak_allocated = stats.allocated_bytes[all].peak;
