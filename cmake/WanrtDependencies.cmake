@@ -29,7 +29,9 @@ if(NOT TORCH_LIBRARY MATCHES "^${TORCH_INSTALL_PREFIX}/")
           "(…/torch, as scripts/setup-libtorch.sh prints) in CMAKE_PREFIX_PATH, and start from "
           "a fresh build directory.")
 endif()
-if(WANRT_TORCH_VERSION AND NOT Torch_VERSION VERSION_EQUAL WANRT_TORCH_VERSION)
+# A prefix match: "1.13" accepts Debian's package, whose CMake version file says 1.13.0.
+string(REPLACE "." "\\." _wanrt_torch_version_re "${WANRT_TORCH_VERSION}")
+if(WANRT_TORCH_VERSION AND NOT "${Torch_VERSION}." MATCHES "^${_wanrt_torch_version_re}\\.")
   message(FATAL_ERROR "wanrt: this preset wants LibTorch ${WANRT_TORCH_VERSION} but found "
           "${Torch_VERSION} at ${TORCH_INSTALL_PREFIX}. For 2.11 run scripts/setup-libtorch.sh "
           "and pass its path as -DCMAKE_PREFIX_PATH; for Debian's 1.13 use --preset debian.")

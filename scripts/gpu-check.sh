@@ -15,7 +15,7 @@ Usage: scripts/gpu-check.sh [options]
 Stages (all by default, in this order):
   check     tools, GPU, PyTorch (CUDA, C++ ABI), glibc, disk
   deps      unpack the packed dependencies (--deps)
-  build     configure + build against torch.utils.cmake_prefix_path
+  build     configure + build against the LibTorch inside the installed torch
   test      the [gpu] test cases of every C++ test executable (and the whole suite with --all-tests)
   export    python3 -m wanrt_export export --random-weights --config CONFIG --dtype DTYPE
   plan      wanrun plan for each --offload setting (and once with the planner's choice)
@@ -266,7 +266,9 @@ with tarfile.open(sys.argv[1]) as t:  # the "data" filter where Python has it (3
 
 stage_build() {
   local torch_cmake lib="$DEPS_ROOT/usr/lib/x86_64-linux-gnu"
-  torch_cmake=$(query "$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  # The LibTorch prefix (…/torch), not torch.utils.cmake_prefix_path: TorchConfig's
+  # find_library then finds LibTorch's own libraries first (docs/development.md).
+  torch_cmake=$(query "$PY" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
   command -v nvcc >/dev/null || export PATH="/usr/local/cuda/bin:$PATH"
   # Packed packages first in the prefix path, so that a fmt or spdlog inside PyTorch's tree does
   # not shadow them; rpath-link lets the linker find the libraries the packed ones load.
