@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -114,6 +115,9 @@ class ActivationModel {
 struct ModelRequirements {
   std::string model_id;
   std::string source;  ///< the bundle directory or profile file it was read from
+  /// The attention a bundle's components bake in (none for a profile: the planner assumes the
+  /// explicit one unless told).
+  std::optional<AttentionKind> attention;
   std::vector<ComponentRequirement> components;
   std::vector<StageRequirement> stages;  ///< for a run with an image (see stages_for)
   int default_width = 0, default_height = 0, default_frames = 0;

@@ -153,12 +153,13 @@ void Planner::choose_device_and_precision() {
   base_storage_ = storage;
   half_fallback_ = choice.half_saves_memory_only && !s_.dtype && storage == Dtype::kFp32;
 
-  plan_.attention = s_.attention.value_or(AttentionKind::kMath);
+  plan_.attention = s_.attention.value_or(req_.attention.value_or(AttentionKind::kMath));
   decide("attention", attention_name(plan_.attention),
-         s_.attention ? "given by the user"
-                      : "explicit query-chunked softmax, as in bundles exported with PyTorch "
-                        "1.13 (score chunks of at most 2^28 elements); --attention sdpa for "
-                        "exports made with PyTorch >= 2.0",
+         s_.attention      ? "given by the user"
+         : req_.attention  ? "what the bundle's components bake in (wanrt.yaml: attention)"
+                           : "explicit query-chunked softmax, as in bundles exported with "
+                             "PyTorch 1.13 (score chunks of at most 2^28 elements); --attention "
+                             "sdpa for exports made with PyTorch >= 2.0",
          s_.attention.has_value());
 
   for (const auto& c : req_.components) {

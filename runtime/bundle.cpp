@@ -222,6 +222,15 @@ BundleManifest parse_manifest(YamlFile yaml, bool bundle) {
   m.model_id = r.string(root, "model_id", "model_id");
   m.config_name = r.string(root, "config_name", "config_name");
   m.task = r.string(root, "task", "task");
+  if (!m.profile) {
+    m.attention = r.optional_string(root, "attention", "attention");
+    if (m.attention.empty()) m.attention = "math";
+    if (m.attention != "math" && m.attention != "sdpa") {
+      y.fail(root["attention"], "attention",
+             fmt::format("unknown attention '{}'; expected math or sdpa", m.attention),
+             kReexportHint);
+    }
+  }
   m.architecture = r.mapping(root, "architecture", "architecture");
   m.sampling = r.mapping(root, "sampling", "sampling");
   m.tokenizer = r.mapping(root, "tokenizer", "tokenizer");

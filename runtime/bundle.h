@@ -50,6 +50,10 @@ struct BundleManifest {
   int format_version = 0;
   bool profile = false;  ///< `profile: true`: sizes only, no files
   std::string model_id, config_name, task;
+  /// The attention the components bake in: "math" (explicit query-chunked softmax, PyTorch
+  /// 1.13 exports; also bundles from before the key existed) or "sdpa" (PyTorch's
+  /// scaled_dot_product_attention). Empty for a profile.
+  std::string attention;
   YAML::Node architecture;     ///< model-specific; parsed by the models layer
   YAML::Node sampling;         ///< model-specific; parsed by the models layer
   YAML::Node tokenizer;        ///< model-specific settings; `file`/`sha256` are checked here

@@ -40,7 +40,8 @@ int run_inspect(const InspectOptions& o) {
     fmt::print("{}\n", doc.dump(2));
     return 0;
   }
-  fmt::print("bundle   {}\nmodel    {} (task {})\n", m.root, m.model_id, m.task);
+  fmt::print("bundle   {}\nmodel    {} (task {}, attention {})\n", m.root, m.model_id, m.task,
+             m.attention);
   fmt::print("latent   z={} stride {}x{}x{}, DiT patch {}x{}x{}, text_len {}\n", spec.z_dim,
              spec.vae_stride[0], spec.vae_stride[1], spec.vae_stride[2], spec.patch[0],
              spec.patch[1], spec.patch[2], spec.text_len);

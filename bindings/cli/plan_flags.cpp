@@ -14,7 +14,7 @@ void PlanFlags::add_to(CLI::App* cmd) {
   cmd->add_option("--prefetch", prefetch, "Blocks prefetched ahead when streaming");
   cmd->add_option("--text-encoder", text_encoder, "device | offload | cpu (default: planned)");
   cmd->add_option("--attention", attention,
-                  "Attention baked into the bundle: math (PyTorch 1.13 exports, default) | sdpa");
+                  "Attention the bundle bakes in: math | sdpa (default: the bundle's wanrt.yaml; math for a profile)");
   cmd->add_option("--host-residency", host_residency, "all | on_demand (default: planned)");
 }
 

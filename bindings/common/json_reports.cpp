@@ -176,6 +176,7 @@ nlohmann::json inspect_json(const BundleManifest& m, const wan22::WanSpec& spec,
   nlohmann::json doc = {{"bundle", m.root},
                         {"model_id", m.model_id},
                         {"task", m.task},
+                        {"attention", m.attention},
                         {"verified", verified},
                         {"components", nlohmann::json::array()}};
   for (const auto& c : m.components) {

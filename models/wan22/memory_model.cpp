@@ -468,6 +468,7 @@ ModelRequirements wan_requirements(const BundleManifest& m) {
   const TextEncoderDims te = read_text_encoder_dims(m);
   ModelRequirements r;
   r.model_id = m.model_id;
+  if (!m.profile) r.attention = parse_attention(m.attention, "attention in " + m.yaml.path);
   r.source = m.root.empty() ? m.yaml.path : m.root;
   for (const auto& e : m.components) {
     ComponentRequirement c;

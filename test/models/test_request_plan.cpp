@@ -97,3 +97,32 @@ TEST_CASE("plan_request keeps the request's chunking in the plan", "[models][req
   CHECK(result.plan.frame_chunking.enabled);
   CHECK(result.plan.frame_chunking.window == 2);  // (5 - 1) / 4 + 1 latent frames
 }
+
+TEST_CASE("the plan's attention is the one the bundle bakes in, unless the user fixes it",
+          "[models][request_plan]") {
+  wanrt_test::BundleCopy copy("tiny-ti2v");
+  GenerateRequest request;
+  request.prompt = "x";
+  wanrt::SystemResources machine;
+  machine.cpu_cores = 2;
+  machine.ram_total = machine.ram_available = std::int64_t{16} << 30;
+  const auto planned = [&](const wanrt::PlanSettings& settings) {
+    return wanrt::wan22::plan_request(copy.dir(), request, settings, {}, machine).plan;
+  };
+  CHECK(planned({}).attention == wanrt::AttentionKind::kMath);  // exported on torch 1.13
+  std::string yaml = copy.yaml();
+  const auto at = yaml.find("attention: math");
+  REQUIRE(at != std::string::npos);
+  yaml.replace(at, std::string("attention: math").size(), "attention: sdpa");
+  copy.set_yaml(yaml);
+  const auto sdpa = planned({});
+  CHECK(sdpa.attention == wanrt::AttentionKind::kSdpa);
+  bool explained = false;
+  for (const auto& d : sdpa.reasons) {
+    if (d.setting == "attention") explained = d.reason.find("wanrt.yaml") != std::string::npos;
+  }
+  CHECK(explained);
+  wanrt::PlanSettings fixed;
+  fixed.attention = wanrt::AttentionKind::kMath;
+  CHECK(planned(fixed).attention == wanrt::AttentionKind::kMath);
+}

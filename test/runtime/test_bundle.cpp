@@ -141,6 +141,7 @@ TEST_CASE("a tiny bundle is read with its components in file order", "[runtime]"
   CHECK_FALSE(m.profile);
   CHECK(m.task == "t2v");
   CHECK(m.config_name == "tiny-t2v-moe");
+  CHECK(m.attention == "math");  // exported with Debian's torch 1.13: no SDPA
   REQUIRE(m.components.size() == 4);
   CHECK(m.components[0].name == "text_encoder");
   CHECK(m.components[1].name == "dit_high_noise");
@@ -214,6 +215,18 @@ TEST_CASE("manifest schema errors name the file, line and key", "[runtime]") {
   BundleOptions no_verify;
   no_verify.verify = false;
 
+  SECTION("attention: sdpa is read, an unknown kind is refused, absent means math") {
+    set_value(b, "", "attention", "sdpa");
+    CHECK(wanrt::read_bundle(b.dir(), no_verify).attention == "sdpa");
+    const int line = set_value(b, "", "attention", "flash");
+    CHECK_THAT(bundle_error(b.dir(), no_verify).what(),
+               Catch::StartsWith(where(b, line) + " key 'attention'") &&
+                   Catch::Contains("expected math or sdpa"));
+    auto lines = split_lines(b.yaml());
+    lines.erase(lines.begin() + static_cast<long>(find_key_line(lines, "", "attention")));
+    b.set_yaml(join_lines(lines));
+    CHECK(wanrt::read_bundle(b.dir(), no_verify).attention == "math");
+  }
   SECTION("unknown format_version") {
     const int line = set_value(b, "", "format_version", "2");
     const auto e = bundle_error(b.dir(), no_verify);

@@ -109,8 +109,12 @@ def test_manifest_contents(t2v_bundle, tokenizer):
     raw = (t2v_bundle / "wanrt.yaml").read_text(encoding="utf-8")
     assert "!!" not in raw  # plain yaml, no python tags
     doc = yaml.safe_load(raw)
-    assert list(doc)[:6] == ["format_version", "model_id", "config_name", "task", "architecture", "sampling"]
+    assert list(doc)[:7] == ["format_version", "model_id", "config_name", "task", "attention",
+                             "architecture", "sampling"]
     assert doc["format_version"] == 1 and "profile" not in doc
+    # The attention the scripted modules bake in: SDPA exists from PyTorch 2.0 on.
+    major = int(torch.__version__.split(".")[0])
+    assert doc["attention"] == ("sdpa" if major >= 2 else "math")
     assert (doc["model_id"], doc["config_name"], doc["task"]) == ("wan2.2-t2v-tiny-moe", "tiny-t2v-moe", "t2v")
     arch = doc["architecture"]
     assert arch["text_encoder"] == dataclasses.asdict(cfg.t5)

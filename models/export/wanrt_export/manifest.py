@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import yaml
 
+from .attention import HAS_SDPA
 from .configs import NEG_PROMPT, DiTConfig, ModelConfig, SamplingDefaults, T5Config, VAEConfig
 
 FORMAT_VERSION = 1
@@ -183,8 +184,12 @@ def build_manifest(cfg: ModelConfig, components: Dict[str, dict], tokenizer: dic
     doc: dict = {"format_version": FORMAT_VERSION}
     if profile:
         doc["profile"] = True
-    doc.update({"model_id": cfg.model_id, "config_name": cfg.name, "task": cfg.task,
-                "architecture": architecture(cfg), "sampling": sampling(cfg), "tokenizer": tokenizer,
+    doc.update({"model_id": cfg.model_id, "config_name": cfg.name, "task": cfg.task})
+    if not profile:
+        # The attention the scripted modules bake in: SDPA where this PyTorch has it, else the
+        # explicit query-chunked softmax (attention.py). Profiles leave it to the planner.
+        doc["attention"] = "sdpa" if HAS_SDPA else "math"
+    doc.update({"architecture": architecture(cfg), "sampling": sampling(cfg), "tokenizer": tokenizer,
                 "components": {c: components[c] for c in component_names(cfg)}})
     return doc
 
