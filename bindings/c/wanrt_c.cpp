@@ -14,7 +14,6 @@
 
 #include "bindings/common/engine.h"
 #include "bindings/common/plan_settings_text.h"
-#include "runtime/component.h"
 #include "runtime/error.h"
 #include "runtime/version.h"
 

@@ -9,6 +9,7 @@
 #include <ATen/Parallel.h>
 
 #include "bindings/cli/cli_common.h"
+#include "bindings/common/engine.h"
 #include "bindings/common/json_reports.h"
 #include "bindings/cli/commands.h"
 #include "bindings/cli/plan_flags.h"
@@ -49,15 +50,8 @@ std::optional<OptimizationResult> plan_for(const GenerateOptions& o, const std::
   if (!o.auto_optimize && !o.flags.any() && o.optim_config.empty()) return std::nullopt;
   const OptimizationConfig config =
       o.optim_config.empty() ? OptimizationConfig{} : load_optimization_config(o.optim_config);
-  SystemResources resources = wan22::make_optimization_manager(config).analyze_system_resources();
-  if (vram_budget > 0) {
-    for (GpuInfo& gpu : resources.gpus) {
-      gpu.free_bytes = std::min(gpu.free_bytes, vram_budget);
-      gpu.total_bytes = std::min(gpu.total_bytes, vram_budget);
-    }
-  }
-  OptimizationResult result =
-      wan22::plan_request(bundle, request, o.flags.settings(), config, resources);
+  OptimizationResult result = wan22::plan_request(bundle, request, o.flags.settings(), config,
+                                                  bindings::machine_within_budget(vram_budget));
   if (!result.feasible()) {
     print_result(result, false);
     throw Error(ErrorCategory::kResources,

@@ -12,9 +12,7 @@
 #include "runtime/error.h"
 
 namespace wanrt::bindings {
-namespace {
-
-SystemResources machine(std::int64_t vram_budget) {
+SystemResources machine_within_budget(std::int64_t vram_budget) {
   SystemResources resources = wan22::make_optimization_manager().analyze_system_resources();
   if (vram_budget > 0) {
     for (GpuInfo& gpu : resources.gpus) {
@@ -25,8 +23,6 @@ SystemResources machine(std::int64_t vram_budget) {
   return resources;
 }
 
-}  // namespace
-
 Engine::Engine(const std::string& bundle_dir, EngineOptions options)
     : bundle_(bundle_dir), options_(std::move(options)) {
   wan22::ModelOptions model_options;
@@ -35,8 +31,8 @@ Engine::Engine(const std::string& bundle_dir, EngineOptions options)
   if (planning()) {
     // The plan of the default request decides the host dtypes and residency.
     wan22::GenerateRequest defaults;
-    const OptimizationResult planned = wan22::plan_request(bundle_, defaults, options_.settings, {},
-                                                           machine(options_.vram_budget));
+    const OptimizationResult planned = wan22::plan_request(
+        bundle_, defaults, options_.settings, {}, machine_within_budget(options_.vram_budget));
     for (const ComponentPlan& c : planned.plan.components) model_options.storage[c.name] = c.storage;
     model_options.preload = planned.plan.host_residency != HostResidency::kOnDemand;
   }
@@ -53,7 +49,8 @@ nlohmann::json Engine::inspect() const {
 
 nlohmann::json Engine::plan(const wan22::GenerateRequest& request) const {
   return result_json(
-      wan22::plan_request(bundle_, request, options_.settings, {}, machine(options_.vram_budget)));
+      wan22::plan_request(bundle_, request, options_.settings, {},
+                          machine_within_budget(options_.vram_budget)));
 }
 
 EngineRun Engine::generate(wan22::GenerateRequest request, const wan22::Callbacks& callbacks,
@@ -64,8 +61,8 @@ EngineRun Engine::generate(wan22::GenerateRequest request, const wan22::Callback
   session.vram_budget = options_.vram_budget;
   session.fallback = options_.fallback;
   if (planning()) {
-    const OptimizationResult planned = wan22::plan_request(bundle_, request, options_.settings, {},
-                                                           machine(options_.vram_budget));
+    const OptimizationResult planned = wan22::plan_request(
+        bundle_, request, options_.settings, {}, machine_within_budget(options_.vram_budget));
     if (!planned.feasible()) {
       std::string guidance;
       for (const auto& g : planned.plan.guidance) guidance += (guidance.empty() ? "" : "; ") + g;

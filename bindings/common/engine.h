@@ -11,6 +11,7 @@
 #include "models/wan22/model.h"
 #include "models/wan22/session.h"
 #include "optim/optim_types.h"
+#include "runtime/system_resources.h"
 
 namespace wanrt::bindings {
 
@@ -26,6 +27,10 @@ struct EngineOptions {
   std::int64_t vram_budget = 0;  ///< device bytes the weights may hold (0: none)
   bool fallback = true;          ///< step the plan down and retry after out-of-memory
 };
+
+/// This machine as the planner sees it, with a device budget (bytes, 0: none) capping what
+/// each GPU reports (--vram-budget, vram_budget).
+SystemResources machine_within_budget(std::int64_t vram_budget);
 
 /// What a run produced: the result and the run report (bindings/common/json_reports.h).
 struct EngineRun {
