@@ -69,14 +69,26 @@ foreach(lib avformat avcodec swscale avutil)
     wanrt_missing("FFmpeg's lib${lib}" "lib${lib}-dev")
   endif()
 endforeach()
-# Python with Debian's python3-torch: exports the demo bundle at build time and runs the
-# exporter tests.
-set(WANRT_PYTHON "/usr/bin/python3" CACHE FILEPATH "Python with python3-torch, for the exporter")
+# Python for the tooling: the exporter (the demo bundle at build time, the test bundles), the
+# Python reference and the Python tests. It imports the same PyTorch the build links: when the
+# LibTorch is a Python wheel's torch package (scripts/setup-libtorch.sh), its parent directory
+# goes first on PYTHONPATH; with Debian's LibTorch it is Debian's python3-torch.
+# WANRT_PYTHON_RUN is the command to run it with (a list: `cmake -E env ...` then the interpreter).
+set(WANRT_PYTHON "/usr/bin/python3" CACHE FILEPATH "Python 3 for the exporter and the Python tests")
 if(NOT EXISTS "${WANRT_PYTHON}")
   wanrt_missing("${WANRT_PYTHON}" "python3")
 endif()
-set(_wanrt_py_modules "import torch, numpy, yaml, sentencepiece")
-set(_wanrt_py_packages "python3-torch python3-numpy python3-yaml python3-sentencepiece")
+set(WANRT_PYTHON_PATH "")
+if(EXISTS "${TORCH_INSTALL_PREFIX}/__init__.py")
+  get_filename_component(WANRT_PYTHON_PATH "${TORCH_INSTALL_PREFIX}" DIRECTORY)
+  set(WANRT_PYTHON_RUN ${CMAKE_COMMAND} -E env "PYTHONPATH=${WANRT_PYTHON_PATH}" ${WANRT_PYTHON})
+  set(_wanrt_py_modules "import numpy, yaml, sentencepiece")
+  set(_wanrt_py_packages "python3-numpy python3-yaml python3-sentencepiece")
+else()
+  set(WANRT_PYTHON_RUN ${WANRT_PYTHON})
+  set(_wanrt_py_modules "import torch, numpy, yaml, sentencepiece")
+  set(_wanrt_py_packages "python3-torch python3-numpy python3-yaml python3-sentencepiece")
+endif()
 if(WANRT_BUILD_TESTS)
   find_package(Catch2 2 QUIET)
   if(NOT Catch2_FOUND)
@@ -85,11 +97,18 @@ if(WANRT_BUILD_TESTS)
   string(APPEND _wanrt_py_modules ", pytest")
   string(APPEND _wanrt_py_packages " python3-pytest")
 endif()
-execute_process(COMMAND "${WANRT_PYTHON}" -c "${_wanrt_py_modules}"
+execute_process(COMMAND ${WANRT_PYTHON_RUN} -c "${_wanrt_py_modules}"
                 RESULT_VARIABLE _py_rc OUTPUT_QUIET ERROR_VARIABLE _py_err)
 if(NOT _py_rc EQUAL 0)
   wanrt_missing("Python modules (${_py_err})" "${_wanrt_py_packages}")
 endif()
+execute_process(COMMAND ${WANRT_PYTHON_RUN} -c "import torch; print(torch.__version__)"
+                RESULT_VARIABLE _py_rc OUTPUT_VARIABLE _py_torch ERROR_VARIABLE _py_err
+                OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT _py_rc EQUAL 0)
+  wanrt_missing("PyTorch for ${WANRT_PYTHON} (${_py_err})" "python3-torch")
+endif()
+message(STATUS "wanrt: Python tooling runs ${WANRT_PYTHON} with torch ${_py_torch}")
 
 # fmt: LibTorch 2.x wheels ship their own fmt headers (fmt 12 in torch 2.11) in an include
 # directory that comes before Debian's. Mixing those headers with Debian's libfmt.so (fmt 9)

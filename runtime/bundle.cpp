@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "runtime/error.h"
+#include "runtime/version.h"
 
 namespace wanrt {
 namespace fs = std::filesystem;
@@ -229,6 +230,14 @@ BundleManifest parse_manifest(YamlFile yaml, bool bundle) {
       y.fail(root["attention"], "attention",
              fmt::format("unknown attention '{}'; expected math or sdpa", m.attention),
              kReexportHint);
+    }
+    if (bundle && m.attention == "sdpa" && !libtorch_has_sdpa()) {
+      y.fail(root["attention"], "attention",
+             fmt::format("the bundle's components call scaled_dot_product_attention, which this "
+                         "wanrt's LibTorch {} lacks (it needs LibTorch 2.1 or later)",
+                         libtorch_version()),
+             "re-export the bundle with --attention math (python3 -m wanrt_export export ... "
+             "--attention math), or use a wanrt built against LibTorch 2.1 or later");
     }
   }
   m.architecture = r.mapping(root, "architecture", "architecture");

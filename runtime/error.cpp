@@ -62,8 +62,11 @@ bool is_out_of_memory(const std::exception& e) noexcept {
 }
 
 std::string first_line(const std::string& message) {
-  const std::size_t end = message.find('\n');
-  return end == std::string::npos ? message : message.substr(0, end);
+  // TorchScript's compile errors start with a newline; their first line is the next one.
+  const std::size_t begin = message.find_first_not_of("\n \t");
+  if (begin == std::string::npos) return {};
+  const std::size_t end = message.find('\n', begin);
+  return message.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
 }
 
 }  // namespace wanrt

@@ -33,6 +33,9 @@ Options:
   --config NAME      exporter configuration (default: ti2v-5b; mid-ti2v or tiny-ti2v are quicker)
   --dtype D          stored dtype of the exported text encoder and DiT (default: bf16)
   --bundle DIR       use this bundle instead of exporting one
+  --prebuilt DIR     run the programs packed by scripts/gpu-pack-build.sh (built on the
+                     development machine against the same torch 2.11) instead of building:
+                     the build stage then only checks them against this PyTorch
   --offload LIST     comma-separated --offload settings (default: none,model,sequential,full)
   --device D         device for plan/generate (default: cuda)
   --size WxH         generate size (default: 320x192)
@@ -78,6 +81,7 @@ WERROR=OFF
 ALLOW_CPU=0
 DRY_RUN=0
 BUNDLE_GIVEN=
+PREBUILT=
 DEADLINE=
 FRESH=0
 
@@ -90,6 +94,7 @@ while [ $# -gt 0 ]; do
     --config) CONFIG=${2:?}; shift 2 ;;
     --dtype) DTYPE=${2:?}; shift 2 ;;
     --bundle) BUNDLE=${2:?}; BUNDLE_GIVEN=1; shift 2 ;;
+    --prebuilt) PREBUILT=$(cd "${2:?}" && pwd); shift 2 ;;
     --offload) OFFLOADS=${2:?}; shift 2 ;;
     --device) DEVICE=${2:?}; shift 2 ;;
     --size) SIZE=${2:?}; shift 2 ;;
@@ -119,6 +124,12 @@ mkdir -p "$OUT_DIR" "$WORK"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 WORK=$(cd "$WORK" && pwd)
 BUILD="$WORK/build"
+[ -z "$PREBUILT" ] || BUILD="$WORK/prebuilt"   # unpacked from $PREBUILT/build.tar.xz
+if [ -n "$PREBUILT" ] && [ "$ALL_TESTS" = 1 ]; then
+  echo "gpu-check: --all-tests needs a build tree (ctest); not with --prebuilt" >&2
+  exit 2
+fi
+TORCH_LIB=                      # set by the build stage with --prebuilt: PyTorch's lib/
 DEPS_ROOT="$WORK/deps"          # unpacked dependencies (usr/, bin/)
 STEPS_FILE="$WORK/steps.tsv"    # stage<TAB>status<TAB>seconds<TAB>note<TAB>call, one line per stage run
 RUNS_FILE="$WORK/runs.tsv"      # kind<TAB>offload<TAB>rc<TAB>seconds<TAB>json file<TAB>call
@@ -198,11 +209,16 @@ stage() {
 }
 
 # The environment for programs that load the packed libraries (wanrun, tests, spm_train).
+# With --prebuilt, also this PyTorch's LibTorch: the programs' RUNPATH names the development
+# machine's copy, which is not here.
 with_deps_env() {
   PATH="$DEPS_ROOT/bin:$PATH" \
-    LD_LIBRARY_PATH="$DEPS_ROOT/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+    LD_LIBRARY_PATH="${TORCH_LIB:+$TORCH_LIB:}$DEPS_ROOT/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
     "$@"
 }
+if [ -n "$PREBUILT" ]; then
+  TORCH_LIB=$(query "$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null || true)
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Stages
@@ -265,7 +281,22 @@ with tarfile.open(sys.argv[1]) as t:  # the "data" filter where Python has it (3
 }
 
 stage_build() {
-  local torch_cmake lib="$DEPS_ROOT/usr/lib/x86_64-linux-gnu"
+  local torch_cmake lib="$DEPS_ROOT/usr/lib/x86_64-linux-gnu" want have
+  if [ -n "$PREBUILT" ]; then
+    [ -f "$PREBUILT/BUILD_INFO" ] || die_stage "$PREBUILT has no BUILD_INFO: make it with scripts/gpu-pack-build.sh"
+    want=$(sed -n 's/^torch_version=//p' "$PREBUILT/BUILD_INFO")
+    have=$(query "$PY" -c 'import torch; print(torch.__version__.split("+")[0])')
+    [ "$DRY_RUN" = 1 ] || [ "$want" = "$have" ] ||
+      die_stage "the prebuilt programs need LibTorch $want; this PyTorch is $have (build here instead: drop --prebuilt)"
+    log "prebuilt: $(tr '\n' ' ' <"$PREBUILT/BUILD_INFO")"
+    run rm -rf "$BUILD"
+    run "$PY" -c 'import sys, tarfile
+with tarfile.open(sys.argv[1]) as t:
+    t.extractall(sys.argv[2], **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))' \
+      "$PREBUILT/build.tar.xz" "$BUILD"
+    run with_deps_env "$BUILD/bin/wanrun" --version
+    return 0
+  fi
   # The LibTorch prefix (…/torch), not torch.utils.cmake_prefix_path: TorchConfig's
   # find_library then finds LibTorch's own libraries first (docs/development.md).
   torch_cmake=$(query "$PY" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
@@ -296,7 +327,13 @@ stage_test() {
   local exe name rc=0
   rm -f "$WORK"/*-gpu.xml "$WORK/ctest-all.xml"
   # The tiny bundles the C++ tests read, written by the exporter under this PyTorch.
-  run with_deps_env ctest --test-dir "$BUILD" -R '^fixture\.tiny_bundles$' --output-on-failure
+  if [ -n "$PREBUILT" ]; then
+    (cd "$SRC/models/export" &&
+      run with_deps_env "$PY" -m wanrt_export tiny-bundles --out "$WORK/tiny-bundles" --force)
+    export WANRT_TINY_BUNDLES="$WORK/tiny-bundles"
+  else
+    run with_deps_env ctest --test-dir "$BUILD" -R '^fixture\.tiny_bundles$' --output-on-failure
+  fi
   for exe in "$BUILD"/test/test_*; do
     [ -x "$exe" ] || continue
     name=$(basename "$exe")
@@ -361,6 +398,7 @@ stage_generate() {
   if [ "$DRY_RUN" = 0 ] && ! grep -q -- '--offload' <<<"$help"; then
     die_stage "this wanrun generate has no --offload option yet"
   fi
+  [ "$DRY_RUN" = 1 ] || rm -f "$WORK"/generate-*.pt
   for o in ${OFFLOADS//,/ }; do
     if past_deadline; then log "deadline: no more generate runs"; return 0; fi
     # The bundle's SHA-256 check once (tens of seconds at TI2V-5B size), not every run.
@@ -369,8 +407,31 @@ stage_generate() {
     timed_run generate "$o" "$WORK/generate-$o.json" "$wanrun" generate --model "$BUNDLE" \
       --prompt "$PROMPT" --size "$SIZE" --frames "$FRAMES" --steps "$STEPS" --seed 0 \
       --device "$DEVICE" --offload "$o" --json --progress none ${verify:+"$verify"} \
-      --out "$WORK/generate-$o.mp4"
+      --out "$WORK/generate-$o.pt"
   done
+  compare_frames
+}
+
+# Every offload policy moves weights, never changes arithmetic: the uint8 frames (.pt files)
+# of the runs must be identical byte for byte. Recorded as a row of its own in the report.
+compare_frames() {
+  local o ref= differ=
+  [ "$DRY_RUN" = 1 ] && return 0
+  for o in ${OFFLOADS//,/ }; do
+    [ -f "$WORK/generate-$o.pt" ] || continue
+    if [ -z "$ref" ]; then ref=$o; continue; fi
+    cmp -s "$WORK/generate-$ref.pt" "$WORK/generate-$o.pt" || differ="$differ $o"
+  done
+  if [ -z "$ref" ]; then
+    record frames-identical skipped 0 "no generate output"
+  elif [ -n "$differ" ]; then
+    log "frames differ from --offload $ref for:$differ"
+    record frames-identical failed 0 "differ from $ref:$differ"
+    return 1
+  else
+    log "frames identical across --offload ${OFFLOADS}"
+    record frames-identical ok 0 "across ${OFFLOADS}"
+  fi
 }
 
 # The VRAM/speed matrix (`wanrun bench`: CUDA allocator peaks, ledger, estimate, deviation) and

@@ -37,3 +37,10 @@ def load_tsv(name: str):
 @pytest.fixture
 def official_shapes():
     return load_tsv
+
+
+def pytest_configure(config):
+    # The tests call torch.jit directly; PyTorch >= 2.9 warns on every call (see
+    # wanrt_export/torchscript.py for why wanrt keeps TorchScript). Only those messages.
+    from wanrt_export.torchscript import DEPRECATION_MESSAGE
+    config.addinivalue_line("filterwarnings", f"ignore:{DEPRECATION_MESSAGE}:DeprecationWarning")

@@ -1,13 +1,16 @@
 """Tests of the Wan 2.2 DiT: official names/shapes, RoPE, staging, scripting, reference math."""
 import fnmatch
+import io
 import math
+import zipfile
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from conftest import load_tsv
-from wanrt_export.attention import attention, attention_math
+from wanrt_export import attention as attn
+from wanrt_export.attention import attention_math
 from wanrt_export.configs import get_config
 from wanrt_export.dit import WanModel, keep_fp32_patterns
 from wanrt_export.rope import rope_apply, rope_axis_dims, rope_tables
@@ -130,10 +133,53 @@ def test_attention_matches_naive_and_chunks():
     torch.manual_seed(0)
     q, k, v = torch.randn(2, 3, 10, 8), torch.randn(2, 3, 7, 8), torch.randn(2, 3, 7, 8)
     naive = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8), dim=-1) @ v
-    assert torch.allclose(attention(q, k, v), naive, atol=1e-6)
     assert torch.allclose(attention_math(q, k, v), naive, atol=1e-6)
     # 3 queries per chunk: 10 queries split 3/3/3/1
     assert torch.allclose(attention_math(q, k, v, 2 * 3 * 7 * 3), naive, atol=1e-6)
+    if attn.HAS_SDPA:
+        assert torch.allclose(attn.attention_sdpa(q, k, v), naive, atol=1e-6)
+
+
+def test_attention_mode_errors():
+    with pytest.raises(ValueError, match="unknown attention 'flash'"):
+        attn.set_mode("flash")
+    if not attn.HAS_SDPA:
+        with pytest.raises(ValueError, match="needs PyTorch >= 2.1"):
+            attn.set_mode("sdpa")
+    assert attn.mode() == attn.default_mode()
+
+
+@pytest.mark.skipif(not attn.HAS_SDPA, reason="needs PyTorch >= 2.1 (SDPA with scale=)")
+def test_sdpa_model_matches_math_model():
+    """The same weights under both attentions agree to fp32 rounding (the gap the frames of an
+    SDPA and a math bundle show comes from this, amplified by sampling and the VAE)."""
+    with attn.use("math"):
+        a = make_model("tiny-ti2v")
+    with attn.use("sdpa"):
+        b = WanModel(get_config("tiny-ti2v").dit).eval()
+    b.load_state_dict(a.state_dict())
+    x, t, ctx = make_inputs(a)
+    with torch.no_grad():
+        ya, yb = a(x, t, ctx), b(x, t, ctx)
+    assert (ya - yb).abs().max() / ya.abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("order", [("math", "sdpa", "math"), ("sdpa", "math")])
+def test_scripted_file_holds_only_its_attention(order):
+    """Each mode scripts only its own implementation, whatever was scripted before it in the
+    same process (TorchScript caches compiled methods per module type)."""
+    cfg = get_config("tiny-ti2v")
+    for mode in order:
+        if mode == "sdpa" and not attn.HAS_SDPA:
+            continue
+        with attn.use(mode):
+            m = WanModel(cfg.dit)
+        buf = io.BytesIO()
+        torch.jit.save(torch.jit.script(m), buf)
+        with zipfile.ZipFile(buf) as z:
+            code = "\n".join(z.read(n).decode() for n in z.namelist() if n.endswith(".py"))
+        assert "softmax" in code or "scaled_dot_product_attention" in code
+        assert ("scaled_dot_product_attention" in code) == (mode == "sdpa"), mode
 
 
 # ---- 3. staged == monolithic, exactly -------------------------------------------------------

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conftest import load_tsv
+from wanrt_export import attention as attn
 from wanrt_export import t5 as t5mod
 from wanrt_export.configs import TINY_T5, T5Config
 from wanrt_export.t5 import UMT5Encoder, keep_fp32_patterns, relative_position_bucket
@@ -208,13 +209,13 @@ def test_mixed_precision_keeps_fp32_patterns():
     assert err < 5e-2
 
 
-@pytest.mark.skipif(not t5mod.USE_SDPA, reason="needs PyTorch >= 2.1 (SDPA with scale=)")
+@pytest.mark.skipif(not attn.HAS_SDPA, reason="needs PyTorch >= 2.1 (SDPA with scale=)")
 def test_sdpa_path_matches_math_path():
     m = tiny(seed=7, scale=0.2)
     ids, mask = padded_batch([6, 4], 6)
     with torch.no_grad():
-        a = m(ids, mask)
-        for blk in m.blocks:
-            blk.attn.use_sdpa = False
-        b = m(ids, mask)
+        with attn.use("sdpa"):
+            a = m(ids, mask)
+        with attn.use("math"):
+            b = m(ids, mask)
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

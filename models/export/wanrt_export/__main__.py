@@ -1,10 +1,15 @@
 """Command line of the exporter: `python3 -m wanrt_export <command> ...`.
 
   export --random-weights --config NAME --seed N --out DIR [--dtype D] [--force] [--tokenizer F]
+         [--attention math|sdpa]
   export --checkpoint-dir DIR --model ti2v-5b|t2v-a14b|i2v-a14b --out DIR [--dtype D] [--force]
-         [--allow-nonstandard]
+         [--allow-nonstandard] [--attention math|sdpa]
   profiles --out DIR
-  tiny-bundles --out DIR [--force]
+  tiny-bundles --out DIR [--force] [--attention math|sdpa]
+
+--attention picks what the scripted modules compute attention with: sdpa (PyTorch's fused
+kernel; the default on PyTorch >= 2.1; such a bundle needs LibTorch >= 2.1) or math (explicit
+softmax; the default on older PyTorch; loads on every LibTorch wanrt supports).
 
 Exit codes: 0 success, 1 failure (message on stderr), 2 usage error.
 """
@@ -15,6 +20,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+from . import attention as attn
 from .configs import MID_NAMES, REAL_NAMES, TINY_NAMES, get_config
 from .manifest import DTYPES
 
@@ -52,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tiny-bundles", help="write the three tiny test bundles (fp32, seed 0)")
     t.add_argument("--out", type=Path, required=True, metavar="DIR")
     t.add_argument("--force", action="store_true", help="replace existing bundles")
+    for cmd in (e, t):
+        cmd.add_argument("--attention", choices=attn.MODES, default=attn.default_mode(),
+                         help="attention the scripted modules use (default here: %(default)s; "
+                              "sdpa bundles need LibTorch >= 2.1)")
     return p
 
 
@@ -105,11 +115,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = _parser()
     a = p.parse_args(argv)
     try:
-        if a.command == "export":
-            return _cmd_export(p, a)
         if a.command == "profiles":
             return _cmd_profiles(a)
-        return _cmd_tiny(a)
+        with attn.use(a.attention):
+            return _cmd_export(p, a) if a.command == "export" else _cmd_tiny(a)
     except KeyboardInterrupt:
         print("wanrt_export: interrupted", file=sys.stderr)
         return 130

@@ -1,17 +1,34 @@
-"""Scaled dot-product attention shared by the exported Wan components.
+"""Scaled dot-product attention shared by the exported Wan components (DiT, T5, VAE).
 
-Layout: q [B, heads, Lq, d], k and v [B, heads, Lk, d]; no mask, default scale 1/sqrt(d).
-On PyTorch 2.x `F.scaled_dot_product_attention` is used; on 1.13 an explicit
-softmax(q k^T / sqrt(d)) v, chunked over queries so the score matrix stays bounded (a model
-scripted on 1.13 bakes this path into the TorchScript file, and at 720p the full score
-matrix of a 14B DiT would be hundreds of GB). The choice is made once at import, so
-`torch.jit.script` only ever sees the function that exists on the running version.
+Layout: q [B, heads, Lq, d], k and v [B, heads, Lk, d].
+Two implementations, chosen per export with `use(mode)`:
+  "sdpa": `F.scaled_dot_product_attention` (PyTorch >= 2.1, which has its `scale=` argument);
+  "math": an explicit softmax(q k^T * scale) v, chunked over queries so the score matrix stays
+          bounded (at 720p the full score matrix of a 14B DiT would be hundreds of GB).
+A module that attends reads `mode()` when it is constructed into a `torch.jit.Final[bool]`
+(`use_sdpa`) and branches on it: TorchScript compiles only the branch of a constant condition,
+so the file holds exactly one implementation, and the flag makes the two variants distinct
+module types (TorchScript reuses compiled methods per type). A "math" file loads on every
+LibTorch we support (1.13 on); an "sdpa" file needs LibTorch >= 2.1. The manifest records the
+mode (`attention:`).
 """
+import contextlib
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
+
+def _sdpa_available() -> bool:
+    if not hasattr(F, "scaled_dot_product_attention"):
+        return False
+    major, minor = (int(p) for p in torch.__version__.split(".")[:2])
+    return (major, minor) >= (2, 1)
+
+
+HAS_SDPA = _sdpa_available()
+MODES = ("math", "sdpa")
 
 # At most this many score elements per query chunk in the explicit path (1 GiB in fp32).
 MAX_SCORE_ELEMENTS = 1 << 28
@@ -38,11 +55,56 @@ def attention_math(q: Tensor, k: Tensor, v: Tensor, max_scores: int = MAX_SCORE_
     return torch.cat(outs, dim=2)
 
 
-if HAS_SDPA:
-    def attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """softmax(q k^T / sqrt(d)) v over [B, heads, L, d] via PyTorch SDPA (no mask)."""
-        return F.scaled_dot_product_attention(q, k, v)
-else:
-    def attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """softmax(q k^T / sqrt(d)) v over [B, heads, L, d], explicit (PyTorch < 2.0, no mask)."""
-        return attention_math(q, k, v)
+def attention_biased_math(q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
+    """softmax(q k^T + bias) v without scaling (T5), softmax in fp32."""
+    scores = torch.matmul(q, k.transpose(-2, -1)) + bias
+    probs = torch.softmax(scores.float(), dim=-1).to(v.dtype)
+    return torch.matmul(probs, v)
+
+
+def attention_sdpa(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """softmax(q k^T / sqrt(d)) v via PyTorch's fused SDPA (no mask)."""
+    return F.scaled_dot_product_attention(q, k, v)
+
+
+def attention_biased_sdpa(q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
+    """softmax(q k^T + bias) v via SDPA with an additive mask and scale 1 (T5)."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
+
+
+_mode = "math"
+
+
+def default_mode() -> str:
+    """SDPA where this PyTorch has it, else the explicit path."""
+    return "sdpa" if HAS_SDPA else "math"
+
+
+def mode() -> str:
+    """The attention that modules constructed now use."""
+    return _mode
+
+
+def set_mode(new_mode: str) -> None:
+    """Make modules constructed from now on use `new_mode` ("math" or "sdpa")."""
+    global _mode
+    if new_mode not in MODES:
+        raise ValueError(f"unknown attention '{new_mode}' (expected one of {', '.join(MODES)})")
+    if new_mode == "sdpa" and not HAS_SDPA:
+        raise ValueError(f"attention 'sdpa' needs PyTorch >= 2.1 (this is {torch.__version__}); "
+                         "use --attention math")
+    _mode = new_mode
+
+
+@contextlib.contextmanager
+def use(new_mode: str) -> Iterator[None]:
+    """Construct modules in a block with `new_mode`, then restore the previous mode."""
+    previous = _mode
+    set_mode(new_mode)
+    try:
+        yield
+    finally:
+        set_mode(previous)
+
+
+set_mode(default_mode())

@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .attention import attention
+from . import attention as attn
 from .configs import DiTConfig
 from .rope import rope_apply, rope_tables
 
@@ -106,8 +106,11 @@ class RMSNorm(nn.Module):
 class _Attention(nn.Module):
     """q/k/v/o projections and q/k RMSNorms shared by self- and cross-attention."""
 
+    use_sdpa: torch.jit.Final[bool]
+
     def __init__(self, dim: int, num_heads: int, eps: float, device=None, dtype=None):
         super().__init__()
+        self.use_sdpa = attn.mode() == "sdpa"
         kw = {"device": device, "dtype": dtype}
         self.dim = dim
         self.num_heads = num_heads
@@ -122,9 +125,13 @@ class _Attention(nn.Module):
     def _attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """q, k, v [B, L, heads, d] -> o-projected [B, Lq, dim]."""
         cdt = self.o.weight.dtype
-        out = attention(q.transpose(1, 2).to(cdt), k.transpose(1, 2).to(cdt),
-                        v.transpose(1, 2).to(cdt))
-        out = out.transpose(1, 2).reshape(q.size(0), q.size(1), self.dim)
+        b, lq = q.size(0), q.size(1)
+        q, k, v = q.transpose(1, 2).to(cdt), k.transpose(1, 2).to(cdt), v.transpose(1, 2).to(cdt)
+        if self.use_sdpa:
+            out = attn.attention_sdpa(q, k, v)
+        else:
+            out = attn.attention_math(q, k, v)
+        out = out.transpose(1, 2).reshape(b, lq, self.dim)
         return self.o(out)
 
 

@@ -14,12 +14,14 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Set, Union
 
 import torch
 import torch.nn as nn
 
+from . import attention as attn
 from . import manifest as mf
+from . import torchscript as ts
 from .configs import ModelConfig, get_config
 
 Progress = Optional[Callable[[str], None]]
@@ -186,7 +188,16 @@ def _reproducible_scripting():
 
 def script_module(module: nn.Module) -> torch.jit.ScriptModule:
     with _reproducible_scripting():
-        return torch.jit.script(module)
+        return ts.script(module)
+
+
+def module_attention(module: nn.Module) -> Optional[str]:
+    """The attention `module`'s attending submodules were built with ("math"/"sdpa"); None when
+    it has none; an ExportError when they disagree."""
+    found = {"sdpa" if m.use_sdpa else "math" for m in module.modules() if hasattr(m, "use_sdpa")}
+    if len(found) > 1:
+        raise ExportError("a module mixes SDPA and explicit attention; construct it under one attention.use(...)")
+    return found.pop() if found else None
 
 
 def human_bytes(n: int) -> str:
@@ -298,6 +309,7 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a bundle is an ordinary folder
         entries = {}
+        attention: Set[Optional[str]] = set()
         for i, comp in enumerate(names):
             item = modules[comp]
             module = item if isinstance(item, nn.Module) else item()
@@ -311,17 +323,23 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
             say(f"[{i + 1}/{len(names)}] {comp}: scripting and saving {file} "
                 f"({stats['parameters']:,} parameters, {human_bytes(stats['bytes'])} {comp_dtype})")
             scripted = script_module(module)
-            torch.jit.save(scripted, str(tmp / file))
+            ts.save(scripted, str(tmp / file))
             del scripted
             _fsync(tmp / file)
             sha = sha256_file(tmp / file, progress)
             entries[comp] = mf.component_entry(comp, module, comp_dtype, keep, file=file, sha256=sha)
+            attention.add(module_attention(module))
             del module
             say(f"[{i + 1}/{len(names)}] {comp}: wrote {file} ({human_bytes(os.path.getsize(tmp / file))})")
         tok = tmp / mf.TOKENIZER_FILE
         tok.parent.mkdir(parents=True)
         shutil.copyfile(tokenizer_model, tok)
-        doc = mf.build_manifest(cfg, entries, mf.tokenizer_entry(cfg, sha256_file(tok)))
+        attention.discard(None)
+        if len(attention) > 1:
+            raise ExportError(f"components of one bundle use different attention ({sorted(attention)}); "
+                              "construct them all under one attention.use(...)")
+        doc = mf.build_manifest(cfg, entries, mf.tokenizer_entry(cfg, sha256_file(tok)),
+                                attention=attention.pop() if attention else attn.mode())
         mf.write_yaml(doc, tmp / "wanrt.yaml")
         _fsync(tmp / "wanrt.yaml")
         _commit(tmp, out_dir, force)

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import yaml
 
-from .attention import HAS_SDPA
+from . import attention as attn
 from .configs import NEG_PROMPT, DiTConfig, ModelConfig, SamplingDefaults, T5Config, VAEConfig
 
 FORMAT_VERSION = 1
@@ -176,8 +176,9 @@ def tokenizer_entry(cfg: ModelConfig, sha256: Optional[str] = None, profile: boo
 
 
 def build_manifest(cfg: ModelConfig, components: Dict[str, dict], tokenizer: dict,
-                   profile: bool = False) -> dict:
-    """The whole manifest (or profile) dict in schema order."""
+                   profile: bool = False, attention: Optional[str] = None) -> dict:
+    """The whole manifest (or profile) dict in schema order; `attention` is what the scripted
+    modules use (default: the current attention.mode())."""
     missing = [c for c in component_names(cfg) if c not in components]
     if missing:
         raise ValueError(f"manifest for {cfg.name}: missing components {missing}")
@@ -186,9 +187,9 @@ def build_manifest(cfg: ModelConfig, components: Dict[str, dict], tokenizer: dic
         doc["profile"] = True
     doc.update({"model_id": cfg.model_id, "config_name": cfg.name, "task": cfg.task})
     if not profile:
-        # The attention the scripted modules bake in: SDPA where this PyTorch has it, else the
-        # explicit query-chunked softmax (attention.py). Profiles leave it to the planner.
-        doc["attention"] = "sdpa" if HAS_SDPA else "math"
+        # The attention the scripted modules bake in (attention.py). Profiles leave it to the
+        # planner.
+        doc["attention"] = attention or attn.mode()
     doc.update({"architecture": architecture(cfg), "sampling": sampling(cfg), "tokenizer": tokenizer,
                 "components": {c: components[c] for c in component_names(cfg)}})
     return doc

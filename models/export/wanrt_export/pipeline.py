@@ -51,6 +51,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import attention as attn
+from . import torchscript as ts
 from .configs import NEG_PROMPT, ModelConfig
 from .scheduler import make_scheduler
 
@@ -144,7 +146,8 @@ class ReferencePipeline:
     def from_bundle(cls, bundle_dir: Union[str, Path], device: Union[str, torch.device] = "cpu"
                     ) -> "ReferencePipeline":
         """Eager modules built from ``wanrt.yaml``'s architecture section, weights from each
-        component's TorchScript file (``torch.jit.load(file).state_dict()``), all float32."""
+        component's TorchScript file (``torch.jit.load(file).state_dict()``), all float32, attending
+        as the bundle says (``attention:``) where this PyTorch can."""
         import yaml
         from .dit import WanModel
         from .manifest import config_from_manifest
@@ -164,13 +167,16 @@ class ReferencePipeline:
             return p
 
         def load(module: nn.Module, name: str) -> nn.Module:
-            sd = torch.jit.load(str(path_of(comps[name]["file"])), map_location="cpu").state_dict()
+            sd = ts.load(str(path_of(comps[name]["file"]))).state_dict()
             _load_scripted_state(module, sd, name)
             return module.float().to(device).eval()
 
-        text_encoder = load(UMT5Encoder(cfg.t5), "text_encoder")
-        experts = {name: load(WanModel(cfg.dit), name) for name in cfg.experts}
-        vae = load(_build_vae(cfg), "vae")
+        # The bundle's attention where this PyTorch has it, so both sides compute the same.
+        mode = doc.get("attention", "math")
+        with attn.use(mode if mode == "math" or attn.HAS_SDPA else "math"):
+            text_encoder = load(UMT5Encoder(cfg.t5), "text_encoder")
+            experts = {name: load(WanModel(cfg.dit), name) for name in cfg.experts}
+            vae = load(_build_vae(cfg), "vae")
         tok = doc.get("tokenizer", {})
         tokenizer = WanTokenizer(str(path_of(tok.get("file", "tokenizer/spiece.model"))),
                                  int(tok.get("text_len", cfg.dit.text_len)))

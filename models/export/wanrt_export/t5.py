@@ -27,18 +27,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import attention as attn
 from .configs import T5Config
-
-
-def _sdpa_with_scale() -> bool:
-    # `scale=` (needed: T5 does not scale by 1/sqrt(d)) exists from PyTorch 2.1 on.
-    if not hasattr(F, "scaled_dot_product_attention"):
-        return False
-    parts = torch.__version__.split(".")
-    return (int(parts[0]), int(parts[1])) >= (2, 1)
-
-
-USE_SDPA = _sdpa_with_scale()
 
 
 def keep_fp32_patterns() -> List[str]:
@@ -114,10 +104,10 @@ class T5Attention(nn.Module):
 
     def __init__(self, dim: int, dim_attn: int, num_heads: int, device=None, dtype=None):
         super().__init__()
+        self.use_sdpa = attn.mode() == "sdpa"
         assert dim_attn % num_heads == 0
         self.num_heads = num_heads
         self.head_dim = dim_attn // num_heads
-        self.use_sdpa = USE_SDPA
         self.q = nn.Linear(dim, dim_attn, bias=False, device=device, dtype=dtype)
         self.k = nn.Linear(dim, dim_attn, bias=False, device=device, dtype=dtype)
         self.v = nn.Linear(dim, dim_attn, bias=False, device=device, dtype=dtype)
@@ -132,11 +122,9 @@ class T5Attention(nn.Module):
         v = self.v(x).view(b, l, n, c).transpose(1, 2)
         bias = bias.to(q.dtype)
         if self.use_sdpa:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
+            out = attn.attention_biased_sdpa(q, k, v, bias)
         else:
-            scores = torch.matmul(q, k.transpose(-2, -1)) + bias
-            probs = torch.softmax(scores.float(), dim=-1).to(v.dtype)
-            out = torch.matmul(probs, v)
+            out = attn.attention_biased_math(q, k, v, bias)
         out = out.transpose(1, 2).reshape(b, l, n * c)
         return self.o(out.to(self.o.weight.dtype))
 

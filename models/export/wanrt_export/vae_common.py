@@ -20,7 +20,6 @@ Precision: the official pipeline builds the VAE with dtype=torch.float and runs 
 autocast disabled, i.e. fp32 end to end; it is never cast by default (see
 `keep_fp32_patterns`).
 """
-import math
 from typing import List, Optional, Tuple
 
 import torch
@@ -28,8 +27,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import attention as attn
+
 CACHE_T = 2
-HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
 
 
 def keep_fp32_patterns() -> List[str]:
@@ -39,16 +39,6 @@ def keep_fp32_patterns() -> List[str]:
     the whole VAE fp32 by default; should a plan cast it anyway, no layer needs pinning.
     """
     return []
-
-
-if HAS_SDPA:
-    def _attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        return F.scaled_dot_product_attention(q, k, v)
-else:
-    def _attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        scale = 1.0 / math.sqrt(float(q.shape[-1]))
-        a = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) * scale, dim=-1)
-        return torch.matmul(a, v)
 
 
 class CacheRegistry:
@@ -194,8 +184,11 @@ class ResidualBlock(nn.Module):
 class AttentionBlock(nn.Module):
     """Single-head spatial self-attention applied to each frame independently."""
 
+    use_sdpa: torch.jit.Final[bool]
+
     def __init__(self, dim: int, device=None, dtype=None):
         super().__init__()
+        self.use_sdpa = attn.mode() == "sdpa"
         kw = dict(device=device, dtype=dtype)
         self.norm = RMSNorm(dim, images=True, **kw)
         self.to_qkv = nn.Conv2d(dim, dim * 3, 1, **kw)
@@ -212,7 +205,11 @@ class AttentionBlock(nn.Module):
         q = qkv[:, :, :, :c]
         k = qkv[:, :, :, c:2 * c]
         v = qkv[:, :, :, 2 * c:]
-        y = _attention(q, k, v).squeeze(1).transpose(1, 2).reshape(n, c, h, w)
+        if self.use_sdpa:
+            y = attn.attention_sdpa(q, k, v)
+        else:
+            y = attn.attention_math(q, k, v)
+        y = y.squeeze(1).transpose(1, 2).reshape(n, c, h, w)
         return _batch_to_frames(self.proj(y), b) + x
 
 
