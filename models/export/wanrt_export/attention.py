@@ -35,10 +35,12 @@ MAX_SCORE_ELEMENTS = 1 << 28
 
 
 def _attend(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
-    # Softmax in fp32 whatever the input dtype, as fused kernels do.
-    scores = torch.matmul(q, k.transpose(-2, -1)).float() * scale
-    probs = torch.softmax(scores, dim=-1).to(v.dtype)
-    return torch.matmul(probs, v)
+    # The scale goes into q ([L, d]) rather than the scores ([L, L]); the softmax reads the
+    # scores in their own dtype and computes in fp32 (dtype=), so the only [L, L] temporaries
+    # are the scores, the fp32 probabilities and, below fp32, their cast for the second matmul.
+    scores = torch.matmul(q * scale, k.transpose(-2, -1))
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
+    return torch.matmul(probs.to(v.dtype), v)
 
 
 def attention_math(q: Tensor, k: Tensor, v: Tensor, max_scores: int = MAX_SCORE_ELEMENTS) -> Tensor:
