@@ -206,8 +206,11 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
       se.device.push_back(make_memory_item("reserve", budget.device_reserve, MemoryItem::kReserve,
                                "vram_safety_margin_mb (CUDA context, fragmentation)"));
     }
-    se.host.push_back(make_memory_item("process", kHostProcessBaseline, MemoryItem::kOther,
-                           "LibTorch, code and allocator slack"));
+    se.host.push_back(make_memory_item("process", kHostCodeBaseline, MemoryItem::kOther,
+                           "LibTorch and code"));
+    se.host.push_back(make_memory_item("allocator retention", kHostAllocatorRetention,
+                           MemoryItem::kOther,
+                           "freed temporaries the heap keeps until the stage's closing trim"));
     if (stage.kind == RunStage::kDecode) {
       se.host.push_back(make_memory_item("output video", requirements.activations->output_bytes(workload),
                              MemoryItem::kActivation, "decoded frames (fp32 and uint8)"));

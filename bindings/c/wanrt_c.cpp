@@ -15,6 +15,7 @@
 #include "bindings/common/engine.h"
 #include "bindings/common/plan_settings_text.h"
 #include "runtime/error.h"
+#include "runtime/host_allocator.h"
 #include "runtime/version.h"
 
 struct wanrt_model {
@@ -125,6 +126,20 @@ extern "C" {
 const char* wanrt_version(void) { return wanrt::version(); }
 
 int wanrt_abi_version(void) { return WANRT_ABI_VERSION; }
+
+wanrt_status wanrt_set_host_allocator(const char* policy) {
+  return guard([&] {
+    require(policy, "policy");
+    const auto wanted = wanrt::parse_host_allocator_policy(policy);
+    const auto state = wanrt::configure_host_allocator(wanted, true);
+    if (state.policy != wanted) {
+      throw wanrt::Error(wanrt::ErrorCategory::kUsage,
+                         fmt::format("the host allocator is already set up as '{}' ({})",
+                                     wanrt::host_allocator_policy_name(state.policy), state.source),
+                         "call wanrt_set_host_allocator() before the first wanrt_open()");
+    }
+  });
+}
 
 const char* wanrt_status_name(wanrt_status status) {
   switch (status) {

@@ -23,6 +23,7 @@
 #include "models/wan22/vae_decoder.h"
 #include "runtime/device_backend.h"
 #include "runtime/error.h"
+#include "runtime/host_allocator.h"
 #include "io/image_reader.h"
 #include "io/video_writer.h"
 #include "runtime/tracking_allocator.h"
@@ -161,7 +162,7 @@ BenchCellResult run_cell(const BenchCell& cell, const std::string& bundle, const
     out.category = e.category();
     out.runs.clear();
   }
-  wan22::release_host_memory();  // the pipeline is gone; give its heap back before the next
+  trim_host_memory();  // the pipeline is gone; give its heap back before the next
   if (backend) backend->empty_cache();
   return out;
 }

@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
+#include "runtime/host_allocator.h"
+
 namespace wanrt::bindings {
 namespace {
 
@@ -249,14 +251,24 @@ nlohmann::json chunking_json(const RunContext& o, const wan22::ResolvedRequest& 
 
 }  // namespace
 
+nlohmann::json host_allocator_json() {
+  const HostAllocatorState s = host_allocator_state();
+  return {{"allocator", s.allocator},
+          {"policy", host_allocator_policy_name(s.policy)},
+          {"tuned", s.tuned},
+          {"source", s.source}};
+}
+
 nlohmann::json run_report_json(const RunContext& o, const wan22::WanSpec& spec,
                                const OptimizationPlan& plan, const wan22::GenerateResult& result) {
   const auto& r = result.request;
   nlohmann::json times = nlohmann::json::object();
   nlohmann::json peaks = nlohmann::json::object();
+  nlohmann::json retained = nlohmann::json::object();
   for (const auto& t : result.times) {
     times[t.stage] = t.seconds;
     peaks[t.stage] = t.peak_rss_bytes;
+    retained[t.stage] = t.retained_bytes;
   }
   times["load"] = o.load_seconds;
   times["total"] = o.total_seconds;
@@ -286,6 +298,8 @@ nlohmann::json run_report_json(const RunContext& o, const wan22::WanSpec& spec,
       {"times_s", times},
       {"peak_rss_bytes", result.peak_rss_bytes},
       {"stage_peak_rss_bytes", peaks},
+      {"stage_retained_bytes", retained},
+      {"host_allocator", host_allocator_json()},
   };
 }
 

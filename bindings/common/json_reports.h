@@ -20,6 +20,9 @@ nlohmann::json result_json(const OptimizationResult& result);
 /// The machine.
 nlohmann::json resources_json(const SystemResources& resources);
 
+/// The process's host allocator as runtime/host_allocator.h set it up.
+nlohmann::json host_allocator_json();
+
 /// A bundle's manifest: model, task, components (sizes, contract), sampling defaults.
 nlohmann::json inspect_json(const BundleManifest& manifest, const wan22::WanSpec& spec,
                             bool verified);

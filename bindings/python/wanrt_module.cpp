@@ -14,6 +14,7 @@
 #include "bindings/common/engine.h"
 #include "bindings/common/plan_settings_text.h"
 #include "runtime/error.h"
+#include "runtime/host_allocator.h"
 #include "runtime/version.h"
 
 namespace py = pybind11;
@@ -196,6 +197,22 @@ PYBIND11_MODULE(_wanrt, m) {
     }
   });
   m.def("version", [] { return std::string(wanrt::version()); }, "wanrt's version");
+  m.def(
+      "set_host_allocator",
+      [](const std::string& policy) {
+        const auto wanted = wanrt::parse_host_allocator_policy(policy);
+        const auto state = wanrt::configure_host_allocator(wanted, true);
+        if (state.policy != wanted) {
+          throw Error(ErrorCategory::kUsage,
+                      "the host allocator is already set up as '" +
+                          std::string(wanrt::host_allocator_policy_name(state.policy)) + "'",
+                      "call set_host_allocator() before opening the first Bundle");
+        }
+      },
+      py::arg("policy"),
+      R"(How wanrt treats the process's malloc: "tuned" (the default, set when the first Bundle
+opens: large tensors come from glibc's heap, trimmed at stage ends) or "system" (leave it
+alone). The first decision in the process stands: call this before opening a Bundle.)");
 
   py::class_<Bundle>(m, "Bundle", R"(A Wan 2.2 bundle opened for generation.
 

@@ -281,9 +281,12 @@ std::vector<MemoryItem> dit_memory_items(const DitDims& d, std::int64_t L, bool 
     const std::int64_t chunk =
         std::max<std::int64_t>(1, kMaxScoreElements / std::max<std::int64_t>(1, per_query));
     const std::int64_t scores = std::min(L, chunk) * per_query;
-    attn += scores * (8 + c) + L * D * c;
-    attn_detail = fmt::format("q,k,v,out {} + score chunk {} elements x (8 + {}) B + chunk outputs",
-                              dtype_name(compute), scores, c);
+    // Per score element: the scores (compute dtype), the fp32 probabilities and, below fp32,
+    // their cast back for the second product; plus the scaled q and the chunk outputs.
+    const std::int64_t per_score = c + 4 + (c < 4 ? c : 0);
+    attn += scores * per_score + 2 * L * D * c;
+    attn_detail = fmt::format("q,k,v,out {} + score chunk {} elements x {} B + scaled q + chunk outputs",
+                              dtype_name(compute), scores, per_score);
   } else {
     attn += L * H * 8;
     attn_detail = fmt::format("q,k,v,out {} + SDPA statistics", dtype_name(compute));

@@ -11,6 +11,7 @@
 
 #include "optim/precision.h"
 #include "runtime/error.h"
+#include "runtime/host_allocator.h"
 #include "runtime/threads.h"
 
 namespace wanrt::wan22 {
@@ -44,6 +45,7 @@ Model::~Model() = default;
 std::shared_ptr<const Model> Model::load(const std::string& bundle_dir,
                                          const ModelOptions& options) {
   configure_threads(options.threads);
+  configure_host_allocator();  // tuned unless the application or WANRT_HOST_ALLOCATOR chose
   torch::jit::setGraphExecutorOptimize(options.jit_optimize);
   auto impl = std::make_unique<Impl>();
   BundleOptions bundle_options;

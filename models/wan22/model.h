@@ -18,6 +18,8 @@
 namespace wanrt::wan22 {
 
 /// How to open a bundle as a Model.
+/// Model::load also sets up the process's host allocator (runtime/host_allocator.h: tuned glibc
+/// unless the application chose first with configure_host_allocator() or WANRT_HOST_ALLOCATOR).
 struct ModelOptions {
   bool verify = true;  ///< check sha256 of every file (false: --no-verify)
   int threads = 0;     ///< LibTorch intra-op threads (process-wide); <= 0 means one per core

@@ -13,6 +13,7 @@
 #include "runtime/component.h"
 #include "runtime/device_backend.h"
 #include "runtime/error.h"
+#include "runtime/host_allocator.h"
 #include "runtime/memory_monitor.h"
 #include "runtime/staged_executor.h"
 #include "runtime/tracking_allocator.h"
@@ -92,7 +93,7 @@ struct Session::Impl final : ComponentRunner {
     if (!on_demand || held.count(name) == 0) return;
     residency->detach(name);
     held.erase(name);
-    release_host_memory();
+    trim_host_memory();
   }
 
   // Runs `fn` (one stage of `component`); after an out-of-memory error steps the plan down and
@@ -269,21 +270,30 @@ GenerateResult Session::generate(const GenerateRequest& request, const Callbacks
     t.peak_rss_bytes = memory.sample().peak_rss;
     if (tracking) t.peak_tracked_bytes = cpu_tracked_peak();
     if (p.backend) t.peak_device_bytes = p.backend->allocator_stats().peak_allocated;
+    // Give back what the allocator kept once the stage's temporaries are gone, so the next
+    // stage starts from the memory really in use; what that gave back is the retention the
+    // estimate counts (runtime/host_allocator.h).
+    const std::int64_t rss_before_trim = current_rss();
+    trim_host_memory();
+    t.retained_bytes = std::max<std::int64_t>(0, rss_before_trim - current_rss());
     result.peak_rss_bytes = std::max(result.peak_rss_bytes, t.peak_rss_bytes);
     result.times.push_back(t);
     reset_peaks();
     stage_start = Clock::now();
   };
 
+  set_host_allocator_stage(HostStage::kTransformer);
   const PromptContexts contexts = encode_prompts(p, p.model->tokenizer(), r, callbacks);
   end_stage("text_encoder");
 
   ImageConditioning image;
   if (r.has_image) {
+    set_host_allocator_stage(HostStage::kVae);
     image = condition_on_image(p, spec, r, *request.image);
     end_stage("vae_encode");
   }
 
+  set_host_allocator_stage(HostStage::kTransformer);
   DenoiseOutcome denoised =
       denoise(p, spec, r, contexts, image, initial_noise(r.seed, r.latent_shape(spec)), callbacks);
   result.expert_trace = std::move(denoised.expert_trace);
@@ -292,6 +302,7 @@ GenerateResult Session::generate(const GenerateRequest& request, const Callbacks
   end_stage("denoise");
 
   result.latent = denoised.latent;
+  set_host_allocator_stage(HostStage::kVae);
   DecodeOutcome decoded = decode(p, spec, r, result.latent, callbacks);
   result.frame_count = decoded.frame_count;
   result.vae_tiles = decoded.tiles;

@@ -38,6 +38,9 @@ struct StageTime {
   std::string stage;
   double seconds = 0;
   std::int64_t peak_rss_bytes = 0;  ///< peak RSS while the stage ran (process-wide)
+  /// Resident memory the host allocator held beyond the live tensors when the stage ended: what
+  /// the trim that ends every stage gave back (RSS before minus after).
+  std::int64_t retained_bytes = 0;
   /// Peak of live LibTorch CPU tensor bytes while the stage ran (runtime/tracking_allocator.h;
   /// 0 unless install_cpu_tracking() was called; process-wide).
   std::int64_t peak_tracked_bytes = 0;

@@ -6,6 +6,7 @@
 #include "models/wan22/image_prep.h"
 #include "models/wan22/scheduler.h"
 #include "runtime/error.h"
+#include "runtime/host_allocator.h"
 
 namespace wanrt::wan22 {
 namespace {
@@ -131,7 +132,7 @@ DenoiseOutcome denoise(ComponentRunner& runner, const WanSpec& spec, const Resol
       run.blend = blend;
       run.label = fmt::format("denoising step {} window", i + 1);
       run.cancelled = callbacks.cancelled;
-      run.release_memory = release_host_memory;
+      run.release_memory = trim_host_memory;
       v = window_processor.process_chunked_generation(at::zeros_like(latent), 1, guided_velocity,
                                                       run);
     }
@@ -155,7 +156,7 @@ DecodeOutcome decode(ComponentRunner& runner, const WanSpec& spec, const Resolve
   options.progress = [&callbacks](int done, int all) {
     report(callbacks, "vae_decode", done, all);
   };
-  options.release_memory = release_host_memory;
+  options.release_memory = trim_host_memory;
   out.tiles = static_cast<int>(VaeDecoder::tile_plan(latent.size(2), options.tiling).chunks.size() *
                                VaeDecoder::tile_plan(latent.size(3), options.tiling).chunks.size());
   std::vector<at::Tensor> videos;

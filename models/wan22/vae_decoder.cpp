@@ -1,7 +1,6 @@
 #include "models/wan22/vae_decoder.h"
 
 #include <fmt/format.h>
-#include <malloc.h>
 
 #include <algorithm>
 #include <optional>
@@ -45,8 +44,6 @@ VaeTiling vae_tiling_for_pixels(int pixels, int spatial_stride) {
   tiling.overlap = std::min<std::int64_t>((tiling.tile + 3) / 4, tiling.tile - 1);
   return tiling;
 }
-
-void release_host_memory() { ::malloc_trim(0); }
 
 VaeDecoder::VaeDecoder(torch::jit::Module vae, int temporal_stride, int spatial_stride)
     : vae_(std::move(vae)), temporal_stride_(temporal_stride), spatial_stride_(spatial_stride) {}

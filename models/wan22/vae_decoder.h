@@ -26,12 +26,6 @@ struct VaeTiling {
 /// nearest valid sizes when `pixels` is not a positive multiple of `spatial_stride`.
 VaeTiling vae_tiling_for_pixels(int pixels, int spatial_stride);
 
-/// Returns the heap memory the allocator holds free to the system (glibc malloc_trim). The
-/// VAE decoder's large, short-lived activations otherwise leave the heap fragmented, and the
-/// process's RSS creeps up with every decode step (bench/README.md, "Chunked decoding and
-/// sliding windows").
-void release_host_memory();
-
 /// How VaeDecoder splits its work.
 struct VaeDecodeOptions {
   /// Latent frames decoded before each sink call (the chunk; plan over latent frames with
@@ -44,7 +38,9 @@ struct VaeDecodeOptions {
   /// After each chunk: (latent frames decoded, latent frames in all).
   std::function<void(int done, int total)> progress;
   /// Called after each chunk has gone to the sink and its tensors are freed (e.g. to give
-  /// freed heap memory back to the system, see release_host_memory()).
+  /// freed heap memory back to the system with trim_host_memory(), runtime/host_allocator.h:
+  /// the decoder's large, short-lived activations otherwise leave the heap fragmented and RSS
+  /// creeps up with every step).
   std::function<void()> release_memory;
 };
 

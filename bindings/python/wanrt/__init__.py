@@ -53,8 +53,8 @@ class InternalError(Error):
     category = "internal"
 
 
-from ._wanrt import Bundle, version  # noqa: E402  (the classes above must exist first)
+from ._wanrt import Bundle, set_host_allocator, version  # noqa: E402  (the classes above must exist first)
 
-__all__ = ["Bundle", "version", "Error", "UsageError", "BundleError", "ResourcesError",
+__all__ = ["Bundle", "set_host_allocator", "version", "Error", "UsageError", "BundleError", "ResourcesError",
            "OutOfMemoryError", "CancelledError", "InternalError"]
 __version__ = version()

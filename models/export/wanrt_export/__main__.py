@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from . import attention as attn
+from . import host_allocator
 from .configs import MID_NAMES, REAL_NAMES, TINY_NAMES, get_config
 from .manifest import DTYPES
 
@@ -115,6 +116,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = _parser()
     a = p.parse_args(argv)
     try:
+        host_allocator.configure()
         if a.command == "profiles":
             return _cmd_profiles(a)
         with attn.use(a.attention):

@@ -149,11 +149,13 @@ class ReferencePipeline:
         component's TorchScript file (``torch.jit.load(file).state_dict()``), all float32, attending
         as the bundle says (``attention:``) where this PyTorch can."""
         import yaml
+        from . import host_allocator
         from .dit import WanModel
         from .manifest import config_from_manifest
         from .t5 import UMT5Encoder
         from .tokenizer import WanTokenizer
 
+        host_allocator.configure()  # the runtime's policy, unless WANRT_HOST_ALLOCATOR says otherwise
         root = Path(bundle_dir).resolve()
         with open(root / "wanrt.yaml", "r", encoding="utf-8") as f:
             doc = yaml.safe_load(f)

@@ -57,6 +57,14 @@ WANRT_API const char* wanrt_last_error_hint(void);
 /* Frees text the library returned (JSON); NULL is ignored. */
 WANRT_API void wanrt_free(void* pointer);
 
+/* How wanrt treats the process's malloc: "tuned" (the default: the first wanrt_open() sets
+ * glibc's mmap and trim thresholds so that large tensors come from the heap instead of fresh
+ * pages, and wanrt trims the heap at stage ends) or "system" (leave the allocator alone, for
+ * applications that manage it). The first decision in the process stands, so call this before
+ * the first wanrt_open(); a later call asking for something else is WANRT_ERROR_USAGE. The
+ * WANRT_HOST_ALLOCATOR environment variable decides when this is not called. */
+WANRT_API wanrt_status wanrt_set_host_allocator(const char* policy);
+
 /* A loaded bundle. */
 typedef struct wanrt_model wanrt_model;
 
