@@ -86,9 +86,11 @@ def child(a) -> None:
     spent = [0.0]
     inner = attn.attention_math
 
-    def timed(q, k, v, *rest):
+    chunk = (a.max_scores or attn.MAX_SCORE_ELEMENTS,)
+
+    def timed(q, k, v):
         t0 = time.perf_counter()
-        out = inner(q, k, v, *rest)
+        out = inner(q, k, v, *chunk)
         spent[0] += time.perf_counter() - t0
         return out
     attn.attention_math = timed
@@ -115,6 +117,8 @@ def main() -> int:
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-scores", type=int, default=0,
+                   help="score elements per query chunk of the explicit attention (default: attention.py's)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--case", help=argparse.SUPPRESS)
     p.add_argument("--variant", help=argparse.SUPPRESS)
@@ -133,7 +137,7 @@ def main() -> int:
                     env["LD_PRELOAD"] = PRELOAD[policy]
                 r = subprocess.run([sys.executable, __file__, "--child", "--case", case,
                                     "--variant", variant, "--repeat", str(a.repeat),
-                                    "--threads", str(a.threads)],
+                                    "--threads", str(a.threads), "--max-scores", str(a.max_scores)],
                                    env=env, capture_output=True, text=True)
                 if r.returncode != 0:
                     print(r.stderr, file=sys.stderr)

@@ -158,8 +158,8 @@ void Planner::choose_device_and_precision() {
          s_.attention      ? "given by the user"
          : req_.attention  ? "what the bundle's components bake in (wanrt.yaml: attention)"
                            : "explicit query-chunked softmax, as in bundles exported with "
-                             "PyTorch 1.13 (score chunks of at most 2^28 elements); --attention "
-                             "sdpa for exports made with PyTorch >= 2.0",
+                             "PyTorch 1.13 (sized for score chunks of up to 2^28 elements); "
+                             "--attention sdpa for exports made with PyTorch >= 2.1",
          s_.attention.has_value());
 
   for (const auto& c : req_.components) {

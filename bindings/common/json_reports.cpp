@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
+#include <cstdlib>
+
 #include "runtime/host_allocator.h"
 
 namespace wanrt::bindings {
@@ -253,10 +255,12 @@ nlohmann::json chunking_json(const RunContext& o, const wan22::ResolvedRequest& 
 
 nlohmann::json host_allocator_json() {
   const HostAllocatorState s = host_allocator_state();
+  const char* cuda_conf = std::getenv("PYTORCH_CUDA_ALLOC_CONF");
   return {{"allocator", s.allocator},
           {"policy", host_allocator_policy_name(s.policy)},
           {"tuned", s.tuned},
-          {"source", s.source}};
+          {"source", s.source},
+          {"cuda_alloc_conf", cuda_conf ? nlohmann::json(cuda_conf) : nlohmann::json(nullptr)}};
 }
 
 nlohmann::json run_report_json(const RunContext& o, const wan22::WanSpec& spec,

@@ -13,7 +13,9 @@
 namespace wanrt::wan22 {
 namespace {
 
-// Score elements per query chunk of the exported explicit attention (attention.py).
+// Score elements per query chunk of the exported explicit attention (attention.py). Bundles
+// exported since the host-allocator work use 2^25; older ones bake in 2^28 and the manifest
+// does not say which, so the estimate keeps the larger: an upper bound for both.
 constexpr std::int64_t kMaxScoreElements = 1LL << 28;
 
 const YAML::Node arch_section(const BundleManifest& m, const std::string& key) {

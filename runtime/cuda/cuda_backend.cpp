@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
+
 #include "runtime/device_backend.h"
 #include "runtime/error.h"
 #include "runtime/system_resources.h"
@@ -81,6 +83,11 @@ std::unique_ptr<DeviceBackend> make_cuda_backend(int index) {
                 count == 0 ? "no CUDA device is visible; run on the CPU"
                            : fmt::format("use a device index from 0 to {}", count - 1));
   }
+  // Expandable segments let the caching allocator grow a segment instead of keeping many
+  // fixed-size ones, which cuts the fragmentation of the varying activation sizes of offloaded
+  // runs (what Wan users set by hand). Only when the user has not configured the allocator,
+  // and only before its first allocation reads the setting.
+  ::setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True", 0);
   return std::make_unique<CudaBackend>(index);
 }
 

@@ -30,8 +30,11 @@ def _sdpa_available() -> bool:
 HAS_SDPA = _sdpa_available()
 MODES = ("math", "sdpa")
 
-# At most this many score elements per query chunk in the explicit path (1 GiB in fp32).
-MAX_SCORE_ELEMENTS = 1 << 28
+# At most this many score elements per query chunk in the explicit path (128 MiB of fp32
+# probabilities): small enough that a chunk's temporaries are reused from the heap instead of
+# fresh pages, large enough for efficient products (bench/README.md, "Host allocators": at
+# 4096 tokens of a TI2V-5B block, 29 % faster and 2.7 GiB less than chunks of 2^28).
+MAX_SCORE_ELEMENTS = 1 << 25
 
 
 def _attend(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:

@@ -98,6 +98,15 @@ int main(int argc, char** argv) {
   CHECK(strlen(wanrt_version()) >= 5);
   CHECK(strcmp(wanrt_status_name(WANRT_ERROR_OUT_OF_MEMORY), "out-of-memory") == 0);
 
+  /* the host allocator: a bad name, then the process's decision, which later calls cannot undo */
+  CHECK(wanrt_set_host_allocator("bogus") == WANRT_ERROR_USAGE);
+  CHECK(strstr(wanrt_last_error_hint(), "system") != NULL);
+  CHECK(wanrt_set_host_allocator(NULL) == WANRT_ERROR_USAGE);
+  CHECK(wanrt_set_host_allocator("system") == WANRT_OK);
+  CHECK(wanrt_set_host_allocator("system") == WANRT_OK);
+  CHECK(wanrt_set_host_allocator("tuned") == WANRT_ERROR_USAGE);
+  CHECK(strstr(wanrt_last_error(), "already set up as 'system'") != NULL);
+
   /* bundle: not a bundle directory */
   CHECK(wanrt_open("/nonexistent/bundle", NULL, &model) == WANRT_ERROR_BUNDLE);
   CHECK(model == NULL);
@@ -138,6 +147,8 @@ int main(int argc, char** argv) {
   CHECK(alone.frames == 5);
   CHECK(alone.width > 0 && alone.height > 0);
   CHECK(json != NULL && strstr(json, "\"expert_trace\"") != NULL);
+  /* the allocator the process chose before opening, as the report states it */
+  CHECK(json != NULL && strstr(json, "\"policy\": \"system\"") != NULL);
   wanrt_free(json);
 
   /* usage: 6 frames is not 4n + 1; the hint names what would work */

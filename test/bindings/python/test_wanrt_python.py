@@ -144,3 +144,16 @@ def test_two_threads_on_one_bundle_get_the_frames_of_one_run_alone(bundle):
     for t in threads:
         t.join()
     assert all(np.array_equal(o, alone) for o in out)
+
+
+def test_the_host_allocator_is_decided_once_per_process(bundle):
+    # The fixture opened a bundle: the library default (tuned) decided, unless the environment
+    # said otherwise.
+    decided = os.environ.get("WANRT_HOST_ALLOCATOR") or "tuned"
+    other = "system" if decided == "tuned" else "tuned"
+    with pytest.raises(wanrt.UsageError) as e:
+        wanrt.set_host_allocator("bogus")
+    assert "system" in e.value.hint
+    wanrt.set_host_allocator(decided)  # asking for what is in effect is fine
+    with pytest.raises(wanrt.UsageError, match=f"already set up as '{decided}'"):
+        wanrt.set_host_allocator(other)
