@@ -32,14 +32,7 @@ OptimizationConfig from_yaml(const YamlFile& file) {
     file.fail(root, "<root>", "expected a mapping of key: value",
               "see docs/optimization.md for the keys and their defaults");
   }
-  for (const auto& item : root) {
-    const std::string key = item.first.as<std::string>();
-    if (!known_keys().count(key)) {
-      std::string known;
-      for (const auto& k : known_keys()) known += (known.empty() ? "" : ", ") + k;
-      file.fail(item.first, key, "unknown key", "known keys: " + known);
-    }
-  }
+  file.check_keys(root, "", {known_keys().begin(), known_keys().end()});
   config.vram_safety_margin_mb =
       non_negative_mb(file, root, "vram_safety_margin_mb", config.vram_safety_margin_mb);
   config.mixed_precision_threshold_mb = non_negative_mb(

@@ -135,6 +135,7 @@ bool is_sha256_hex(const std::string& s) {
 
 ComponentContract parse_contract(const Reader& r, const YamlFile& y, const YAML::Node& node,
                                  const std::string& full) {
+  y.check_keys(node, full, {"kind", "methods", "inputs", "blocks", "num_blocks"});
   ComponentContract c;
   c.kind = r.string(node, "kind", full + ".kind");
   c.methods = r.strings(node, "methods", full + ".methods");
@@ -154,6 +155,9 @@ ComponentEntry parse_component(const Reader& r, const YamlFile& y, const std::st
                                const YAML::Node& node, bool profile) {
   const std::string full = "components." + name;
   if (!node.IsMap()) y.fail(node, full, "expected a mapping (key: value lines)");
+  y.check_keys(node, full,
+               {"file", "sha256", "expert", "dtype", "parameters", "bytes", "non_block_bytes",
+                "block_bytes", "keep_fp32", "contract"});
   ComponentEntry e;
   e.name = name;
   if (profile) {
@@ -208,12 +212,25 @@ BundleManifest parse_manifest(YamlFile yaml, bool bundle) {
   const YAML::Node version = r.required(root, "format_version", "format_version");
   m.format_version =
       static_cast<int>(std::min<std::int64_t>(r.integer(version, "format_version"), 1 << 30));
+  if (m.format_version > kFormatVersion) {
+    y.fail(version, "format_version",
+           fmt::format("format_version {} comes from a newer exporter; wanrt {} reads "
+                       "format_version {}",
+                       m.format_version, wanrt::version(), kFormatVersion),
+           "use the wanrt version that came with the exporter that wrote it, or export the "
+           "bundle with the exporter of this wanrt version (models/export)");
+  }
   if (m.format_version != kFormatVersion) {
     y.fail(version, "format_version",
            fmt::format("unsupported format_version {}; this wanrt reads format_version {}",
                        m.format_version, kFormatVersion),
            "export the bundle with the exporter of this wanrt version (models/export)");
   }
+  // Every key the exporter writes, and nothing else: a misspelt key would otherwise be
+  // ignored silently (the sections below check their own).
+  y.check_keys(root, "",
+               {"format_version", "profile", "model_id", "config_name", "task", "attention",
+                "architecture", "sampling", "tokenizer", "components"});
   m.profile = r.boolean(root, "profile", "profile");
   if (bundle && m.profile) {
     y.fail(root["profile"], "profile",
@@ -243,6 +260,8 @@ BundleManifest parse_manifest(YamlFile yaml, bool bundle) {
   m.architecture = r.mapping(root, "architecture", "architecture");
   m.sampling = r.mapping(root, "sampling", "sampling");
   m.tokenizer = r.mapping(root, "tokenizer", "tokenizer");
+  y.check_keys(m.tokenizer, "tokenizer",
+               {"type", "file", "sha256", "text_len", "pad_id", "eos_id", "unk_id", "clean"});
   if (bundle) {
     r.string(m.tokenizer, "file", "tokenizer.file");
     const std::string sha = r.string(m.tokenizer, "sha256", "tokenizer.sha256");

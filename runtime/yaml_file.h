@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <string>
+#include <vector>
 
 #include "runtime/error.h"
 
@@ -27,6 +28,12 @@ struct YamlFile {
   /// Throws Error(category) "path:line: key 'key': message" with a hint.
   [[noreturn]] void fail(const YAML::Node& node, const std::string& key, const std::string& message,
                          const std::string& hint = {}) const;
+
+  /// Refuses a key of mapping `map` that is not in `known`: "path:line: key 'prefix.key':
+  /// unknown key", with the nearest known key as the hint when one is close (a misspelling)
+  /// and the list of known keys otherwise. `prefix` ("" at the top level) names the mapping.
+  void check_keys(const YAML::Node& map, const std::string& prefix,
+                  const std::vector<std::string>& known) const;
 
   /// Converts node[key] to T; a value of the wrong type is an error naming file, line and key.
   template <typename T>

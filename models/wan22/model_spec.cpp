@@ -74,6 +74,17 @@ WanSpec read_wan_spec(const BundleManifest& manifest) {
   const YAML::Node arch = section(file, root, "architecture");
   const YAML::Node dit = section(file, arch, "dit");
   const YAML::Node vae = section(file, arch, "vae");
+  // The keys the exporter writes (models/export/wanrt_export/manifest.py), and no others.
+  file.check_keys(arch, "architecture", {"text_encoder", "dit", "vae"});
+  file.check_keys(arch["text_encoder"], "architecture.text_encoder",
+                  {"vocab_size", "dim", "dim_attn", "dim_ffn", "num_heads", "num_layers",
+                   "num_buckets", "max_dist", "eps"});
+  file.check_keys(dit, "architecture.dit",
+                  {"model_type", "in_dim", "out_dim", "dim", "ffn_dim", "num_heads", "num_layers",
+                   "freq_dim", "text_dim", "text_len", "patch_size", "eps", "head_dim"});
+  file.check_keys(vae, "architecture.vae",
+                  {"version", "z_dim", "dim", "dec_dim", "dim_mult", "num_res_blocks",
+                   "temporal_downsample", "stride", "patch", "mean", "std"});
   spec.z_dim = file.get<int>(vae, "z_dim");
   spec.vae_stride = int_array<3>(file, vae, "stride");
   spec.patch = int_array<3>(file, dit, "patch_size");
@@ -94,6 +105,9 @@ WanSpec read_wan_spec(const BundleManifest& manifest) {
   if (moe) spec.experts = {component::kDitHighNoise, component::kDitLowNoise};
 
   const YAML::Node s = section(file, root, "sampling");
+  file.check_keys(s, "sampling",
+                  {"steps", "shift", "guide_scale", "boundary", "frames", "size", "fps", "sampler",
+                   "num_train_timesteps", "negative_prompt"});
   SamplingDefaults& d = spec.sampling;
   d.steps = file.get<int>(s, "steps");
   d.shift = file.get<double>(s, "shift");

@@ -132,3 +132,49 @@ TEST_CASE("the plan's attention is the one the bundle bakes in, unless the user 
   fixed.attention = wanrt::AttentionKind::kMath;
   CHECK(planned(fixed).attention == wanrt::AttentionKind::kMath);
 }
+
+TEST_CASE("a misspelt architecture or sampling key is a bundle error naming the nearest key",
+          "[models][request_plan]") {
+  wanrt_test::BundleCopy copy("tiny-ti2v");
+  GenerateRequest request;
+  request.prompt = "x";
+  wanrt::SystemResources machine;
+  machine.cpu_cores = 2;
+  machine.ram_total = machine.ram_available = std::int64_t{16} << 30;
+  const std::string original = copy.yaml();
+  // (the line as exported, its misspelling, the key the error names, the suggestion)
+  const char* const cases[][4] = {
+      {"  shift:", "  shfit:", "sampling.shfit", "shift"},
+      {"    ffn_dim:", "    ffn_dims:", "architecture.dit.ffn_dims", "ffn_dim"},
+      {"    dec_dim:", "    dec_dims:", "architecture.vae.dec_dims", "dec_dim"},
+      {"    num_buckets:", "    num_bucket:", "architecture.text_encoder.num_bucket", "num_buckets"},
+  };
+  for (const auto& c : cases) {
+    INFO(c[2]);
+    std::string yaml = original;
+    const auto at = yaml.find(std::string("\n") + c[0]);
+    REQUIRE(at != std::string::npos);
+    yaml.replace(at + 1, std::string(c[0]).size(), c[1]);
+    copy.set_yaml(yaml);
+    try {
+      wanrt::wan22::plan_request(copy.dir(), request, {}, {}, machine);
+      FAIL("no error for " << c[2]);
+    } catch (const wanrt::Error& e) {
+      CHECK(e.category() == wanrt::ErrorCategory::kBundle);
+      CHECK_THAT(e.what(), Catch::Contains(std::string("key '") + c[2] + "': unknown key"));
+      CHECK_THAT(e.hint(), Catch::StartsWith(std::string("did you mean '") + c[3] + "'?"));
+    }
+  }
+  // Equally near keys are all named.
+  std::string yaml = original;
+  yaml.replace(yaml.find("\n    ffn_dim:") + 1, std::string("    ffn_dim:").size(), "    fn_dim:");
+  copy.set_yaml(yaml);
+  try {
+    wanrt::wan22::plan_request(copy.dir(), request, {}, {}, machine);
+    FAIL("no error for fn_dim");
+  } catch (const wanrt::Error& e) {
+    CHECK_THAT(e.hint(), Catch::StartsWith("did you mean 'in_dim' or 'ffn_dim'?"));
+  }
+  copy.set_yaml(original);
+  CHECK_NOTHROW(wanrt::wan22::plan_request(copy.dir(), request, {}, {}, machine));
+}

@@ -236,12 +236,52 @@ TEST_CASE("manifest schema errors name the file, line and key", "[runtime]") {
     b.set_yaml(join_lines(lines));
     CHECK(wanrt::read_bundle(b.dir(), no_verify).attention == "math");
   }
-  SECTION("unknown format_version") {
-    const int line = set_value(b, "", "format_version", "2");
-    const auto e = bundle_error(b.dir(), no_verify);
+  SECTION("a newer format_version names the versions; an older one is unsupported") {
+    int line = set_value(b, "", "format_version", "2");
+    auto e = bundle_error(b.dir(), no_verify);
     CHECK(e.category() == ErrorCategory::kBundle);
     CHECK_THAT(e.what(), Catch::StartsWith(where(b, line) + " key 'format_version'") &&
-                             Catch::Contains("unsupported format_version 2"));
+                             Catch::Contains("format_version 2 comes from a newer exporter") &&
+                             Catch::Contains(std::string("wanrt ") + wanrt::version() +
+                                             " reads format_version 1"));
+    line = set_value(b, "", "format_version", "0");
+    e = bundle_error(b.dir(), no_verify);
+    CHECK_THAT(e.what(), Catch::StartsWith(where(b, line) + " key 'format_version'") &&
+                             Catch::Contains("unsupported format_version 0"));
+  }
+  SECTION("an unknown key anywhere is refused, with the nearest valid key") {
+    // (manifest line prefix, component, misspelt key, what the error names, what it suggests)
+    struct Case {
+      std::string prefix, component, misspelt, full, nearest;
+    };
+    const Case cases[] = {
+        {"attention", "", "atention", "atention", "attention"},
+        {"  text_len", "", "  txt_len", "tokenizer.txt_len", "text_len"},
+        {"    block_bytes", "dit", "    blok_bytes", "components.dit.blok_bytes", "block_bytes"},
+        {"      num_blocks", "dit", "      num_blokcs", "components.dit.contract.num_blokcs",
+         "num_blocks"},
+    };
+    for (const Case& c : cases) {
+      INFO(c.full);
+      const std::string original = b.yaml();
+      auto lines = split_lines(original);
+      const std::size_t i = find_key_line(lines, c.component, c.prefix);
+      lines[i] = c.misspelt + lines[i].substr(c.prefix.size());
+      b.set_yaml(join_lines(lines));
+      const auto e = bundle_error(b.dir(), no_verify);
+      CHECK(e.category() == ErrorCategory::kBundle);
+      CHECK_THAT(e.what(), Catch::StartsWith(where(b, static_cast<int>(i) + 1) + " key '" +
+                                             c.full + "': unknown key"));
+      CHECK_THAT(e.hint(), Catch::StartsWith("did you mean '" + c.nearest + "'?"));
+      b.set_yaml(original);
+    }
+    // Nothing close: the hint lists the keys instead of guessing.
+    b.set_yaml(b.yaml() + "colour_scheme: dark\n");
+    const auto e = bundle_error(b.dir(), no_verify);
+    CHECK_THAT(e.what(), Catch::EndsWith("key 'colour_scheme': unknown key"));
+    CHECK_THAT(e.hint(), Catch::StartsWith("known keys: format_version, profile, model_id"));
+    b.set_yaml(b.yaml().substr(0, b.yaml().size() - std::string("colour_scheme: dark\n").size()));
+    CHECK_NOTHROW(wanrt::read_bundle(b.dir(), no_verify));
   }
   SECTION("missing required key") {
     auto lines = split_lines(b.yaml());
