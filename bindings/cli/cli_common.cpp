@@ -12,9 +12,11 @@ namespace wanrt::cli {
 namespace {
 
 std::atomic<int> g_interrupts{0};
+std::atomic<int> g_signal{0};
 
-extern "C" void on_interrupt(int) {
-  if (g_interrupts.fetch_add(1) >= 1) _exit(130);  // second Ctrl-C: give up at once
+extern "C" void on_interrupt(int signo) {
+  g_signal.store(signo);
+  if (g_interrupts.fetch_add(1) >= 1) _exit(128 + signo);  // a second signal: give up at once
 }
 
 }  // namespace
@@ -53,9 +55,17 @@ void install_interrupt_handler() {
   sigemptyset(&action.sa_mask);
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
+  // Past a file size limit (ulimit -f), a write fails with EFBIG and the writer reports it and
+  // removes its temporary, instead of the process being killed mid-write.
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  sigaction(SIGXFSZ, &ignore, nullptr);
 }
 
 bool cancel_requested() { return g_interrupts.load() > 0; }
+
+int interrupt_signal() { return g_signal.load(); }
 
 std::string format_bytes(long long bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};

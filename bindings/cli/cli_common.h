@@ -15,11 +15,15 @@ std::pair<int, int> parse_size(const std::string& text);
 std::string default_bundle_dir();
 
 /// Installs a SIGINT/SIGTERM handler that sets the flag returned by cancel_requested(); a
-/// second Ctrl-C exits at once with code 130.
+/// second signal exits at once with 128 + its number (130 for Ctrl-C). Also ignores SIGXFSZ,
+/// so that a file size limit is a write error rather than a kill.
 void install_interrupt_handler();
 
-/// True once the user pressed Ctrl-C.
+/// True once SIGINT or SIGTERM arrived.
 bool cancel_requested();
+
+/// The last SIGINT/SIGTERM received (0: none); a cancelled run exits with 128 + it.
+int interrupt_signal();
 
 /// Human-readable byte count ("1.5 GiB").
 std::string format_bytes(long long bytes);

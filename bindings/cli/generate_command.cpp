@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -63,7 +64,18 @@ std::optional<OptimizationResult> plan_for(const GenerateOptions& o, const std::
   return result;
 }
 
-int run_generate(const GenerateOptions& o) {
+// Where a run was when it stopped: the last progress event seen.
+struct StopPoint {
+  std::string stage = "start";
+  int step = 0, total = 0;
+  void at(const std::string& s, int i, int n) {
+    stage = s;
+    step = i;
+    total = n;
+  }
+};
+
+int generate_once(const GenerateOptions& o, StopPoint& where) {
   std::string bundle = o.model.empty() ? default_bundle_dir() : o.model;
   if (bundle.empty()) {
     throw Error(ErrorCategory::kUsage, "no --model given and no demo bundle next to wanrun",
@@ -103,10 +115,14 @@ int run_generate(const GenerateOptions& o) {
   load.vram_budget = vram_budget;
   load.fallback = !o.no_fallback;
   load.threads = o.threads;
-  load.hash_progress = [&bar](const std::string& file, std::int64_t done, std::int64_t total) {
+  load.hash_progress = [&bar, &where](const std::string& file, std::int64_t done,
+                                      std::int64_t total) {
     const auto mib = [](std::int64_t b) { return static_cast<int>(b >> 20); };
-    bar.update("verify " + std::filesystem::path(file).filename().string(), mib(done), mib(total));
+    const std::string stage = "verify " + std::filesystem::path(file).filename().string();
+    where.at(stage, mib(done), mib(total));
+    bar.update(stage, mib(done), mib(total));
   };
+  where.at("load", 0, 0);
   auto pipeline = wan22::Pipeline::load(bundle, load);
   if (planned) wan22::apply_plan_chunking(planned->plan, pipeline->spec(), request);
   if (!o.json && planned) {
@@ -118,7 +134,10 @@ int run_generate(const GenerateOptions& o) {
   const wan22::ResolvedRequest resolved = pipeline->resolve(request);
   wan22::Callbacks callbacks;
   callbacks.cancelled = [] { return cancel_requested(); };
-  callbacks.progress = [&bar](const wan22::ProgressEvent& e) { bar.update(e.stage, e.step, e.total); };
+  callbacks.progress = [&bar, &where](const wan22::ProgressEvent& e) {
+    where.at(e.stage, e.step, e.total);
+    bar.update(e.stage, e.step, e.total);
+  };
   VideoWriteOptions write;
   write.fps = pipeline->spec().sampling.fps;
   write.cancelled = callbacks.cancelled;
@@ -131,7 +150,11 @@ int run_generate(const GenerateOptions& o) {
   if (writer) {
     writer->finish();
   } else {
-    write.progress = [&bar](int frame, int total) { bar.update("write", frame, total); };
+    write.progress = [&bar, &where](int frame, int total) {
+      where.at("write", frame, total);
+      bar.update("write", frame, total);
+    };
+    where.at("write", 0, static_cast<int>(result.frames.size(0)));
     write_video(o.out, result.frames, write);
   }
   bar.finish();
@@ -162,6 +185,37 @@ int run_generate(const GenerateOptions& o) {
                result.request.seed, total);
   }
   return 0;
+}
+
+// A run ended by SIGINT/SIGTERM: the writer has removed its temporary (no partial video); says
+// where it stopped (on stdout as JSON with --json) and exits with 128 + the signal.
+int report_cancelled(const GenerateOptions& o, const Error& e, const StopPoint& where) {
+  const int signo = interrupt_signal();
+  const std::string signal_name = signo == SIGTERM ? "SIGTERM" : signo == SIGINT ? "SIGINT" : "";
+  const std::string at =
+      where.total > 0 ? fmt::format("{} ({} of {})", where.stage, where.step, where.total)
+                      : where.stage;
+  if (o.json) {
+    const nlohmann::json doc = {
+        {"status", "cancelled"},
+        {"signal", signal_name.empty() ? nlohmann::json(nullptr) : nlohmann::json(signal_name)},
+        {"stopped_at", {{"stage", where.stage}, {"step", where.step}, {"total", where.total}}},
+        {"output", nullptr},
+        {"message", e.what()}};
+    fmt::print("{}\n", doc.dump(2));
+  }
+  fmt::print(stderr, "{}\nstopped during {}; no output written\n", format_error(e), at);
+  return signo != 0 ? 128 + signo : exit_code(ErrorCategory::kCancelled);
+}
+
+int run_generate(const GenerateOptions& o) {
+  StopPoint where;
+  try {
+    return generate_once(o, where);
+  } catch (const Error& e) {
+    if (e.category() != ErrorCategory::kCancelled) throw;
+    return report_cancelled(o, e, where);
+  }
 }
 
 }  // namespace

@@ -272,6 +272,44 @@ def test_ctrl_c_stops_and_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_sigterm_stops_with_143_and_says_where_it_stopped(tmp_path):
+    out = tmp_path / "long.mp4"
+    proc = subprocess.Popen([WANRUN, "generate", "--prompt", PROMPT, "--steps", "5000",
+                             "--progress", "plain", "--json", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:  # wait until the denoising loop is running
+            if line.startswith("denoise "):
+                break
+        proc.send_signal(signal.SIGTERM)
+        stdout, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    doc = json.loads(stdout)
+    assert doc["status"] == "cancelled" and doc["signal"] == "SIGTERM" and doc["output"] is None
+    assert doc["stopped_at"]["stage"] == "denoise"
+    assert 1 <= doc["stopped_at"]["step"] < doc["stopped_at"]["total"]
+    assert "stopped during denoise" in err
+    assert list(tmp_path.iterdir()) == []  # no video, no temporary, no report beside it
+
+
+def test_a_file_size_limit_is_a_clear_error_with_nothing_written(tmp_path):
+    import resource
+
+    def limit():  # like a full disk: writes past 4 KiB fail (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4 << 10, 4 << 10))
+
+    for name in ("frames.pt", "video.mp4"):
+        out = tmp_path / name
+        r = subprocess.run([WANRUN, "generate", "--prompt", PROMPT, "--steps", "1", "--frames",
+                            "17", "--progress", "none", "--out", str(out)],
+                           capture_output=True, text=True, timeout=120, preexec_fn=limit)
+        assert r.returncode == 4, (name, r.returncode, r.stderr)  # resources (README: exit codes)
+        assert "error [resources]" in r.stderr, r.stderr
+        assert list(tmp_path.iterdir()) == [], name
+
+
 def test_inspect_reports_the_manifest(tmp_path):
     bundle = tiny("tiny-t2v-moe")
     manifest = yaml.safe_load((bundle / "wanrt.yaml").read_text())
