@@ -1,6 +1,6 @@
 #include <ATen/ATen.h>
 #include <c10/util/intrusive_ptr.h>
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 
 #include <new>
 #include <optional>

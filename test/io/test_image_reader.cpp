@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include <array>
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>

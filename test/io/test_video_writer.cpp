@@ -1,6 +1,6 @@
 // The video writer, checked by reading its outputs back with code paths it does not use:
 // FFmpeg demuxing + decoding, the ffprobe binary, torch::jit::pickle_load and Python's torch.load.
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>

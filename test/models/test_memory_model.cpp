@@ -1,6 +1,6 @@
 // The Wan memory formulas against independent arithmetic: docs/wan22.md section 10's figures, the
 // manifests' byte counts, and the exporter's own cache registry (Python reference values).
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 #include <cmath>
 
 #include "models/wan22/memory_model.h"

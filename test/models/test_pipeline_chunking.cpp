@@ -2,7 +2,7 @@
 // tiled decoding, each against the plain pipeline's own result.
 #include <fmt/format.h>
 
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 #include <memory>
 #include <string>
 #include <vector>

@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 #include <map>
 #include <memory>
 #include <string>

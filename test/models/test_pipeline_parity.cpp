@@ -2,7 +2,7 @@
 // make_pipeline_reference.py, run as the ctest fixture `fixture.pipeline_reference`).
 #include <torch/csrc/jit/serialization/pickle.h>
 
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 #include <filesystem>
 #include <fstream>
 #include <iterator>

@@ -1,6 +1,6 @@
 // Request <-> plan conversions (video frames / pixels vs latent frames / latent pixels), with
 // the Wan 2.2 TI2V-5B strides (4 in time, 16 in space; docs/wan22.md section 2).
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 
 #include "models/wan22/request_plan.h"
 #include "runtime/error.h"

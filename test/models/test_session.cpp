@@ -1,6 +1,6 @@
 // One Model, many Sessions: sessions with different plans share one load, run concurrently on
 // two threads and give the frames each gives alone; a session's casts never reach the model.
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 
 #include <exception>
 #include <memory>

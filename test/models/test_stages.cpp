@@ -1,7 +1,7 @@
 // The generation stages alone, on a fake ComponentRunner: expert switching and guidance
 // against the schedule computed here from its formula (docs/wan22.md section 4), TI2V and I2V
 // conditioning, the text contexts' padding, and decode's collection and streaming.
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 
 #include <cmath>
 #include <map>

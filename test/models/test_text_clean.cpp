@@ -1,6 +1,6 @@
 // Prompt cleaning: Python parity (html.unescape + clean_text on thousands of strings, every
 // HTML5 entity among them), hand-checked cases, UTF-8 handling.
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 #include <cstdio>
 #include <string>
 #include <utility>

@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 #include <filesystem>
 #include <fstream>
 #include <string>

@@ -3,7 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 #include <string>
 #include <vector>
 

@@ -1,4 +1,4 @@
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 
 #include "models/wan22/video_shape.h"
 #include "runtime/error.h"

@@ -6,7 +6,7 @@
 
 #include <torch/csrc/jit/serialization/pickle.h>
 
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 #include <cstdlib>
 #include <fstream>
 #include <iterator>

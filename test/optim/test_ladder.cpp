@@ -1,6 +1,6 @@
 // The one ladder table (optim/ladder.h): the orders the planner and the runtime walk, as
 // docs/optimization.md documents them, and the typed set of user-fixed settings.
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 
 #include <set>
 #include <string>

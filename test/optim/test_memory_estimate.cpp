@@ -1,6 +1,6 @@
 // The generic estimate on a synthetic three-component model whose numbers are chosen for hand
 // arithmetic (decimal GB): every expected value below is computed in the test from the sizes.
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 
 #include "optim/independence.h"
 #include "optim/memory_estimate.h"

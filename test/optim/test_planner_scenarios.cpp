@@ -3,7 +3,7 @@
 // plan must keep (peaks within the budgets, user settings untouched, a reason per choice) and
 // the bias of the config keys.
 #include <algorithm>
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 #include <map>
 
 #include "models/wan22/memory_model.h"

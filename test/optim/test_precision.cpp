@@ -3,7 +3,7 @@
 // and the error a cast adds to the tiny models' outputs on the CPU.
 #include <ATen/CPUGeneratorImpl.h>
 
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 #include <cmath>
 #include <map>
 #include <set>

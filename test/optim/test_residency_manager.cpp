@@ -4,7 +4,7 @@
 // (written out by hand below), and staged outputs bit-identical to a run without offload. The
 // weights are stored in bf16 and computed in fp32, so a block that runs without having been
 // acquired (upcast) gives a different output. Then the automatic fallback (step_down).
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 #include <functional>
 #include <optional>
 #include <set>

@@ -1,6 +1,6 @@
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 
 #include "runtime/device_backend.h"
 

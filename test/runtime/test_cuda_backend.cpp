@@ -1,4 +1,4 @@
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 
 #include "runtime/device_backend.h"
 #include "runtime/error.h"

@@ -1,7 +1,7 @@
 // The CUDA weight transfer (runtime/cuda/cuda_transfer.cpp) and the CUDA backend's allocator
 // figures against the residency ledger. Everything tagged [gpu] skips without a CUDA device;
 // the file uses only runtime/ interfaces, so it also compiles against a CPU-only LibTorch.
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 
 #include <torch/script.h>
 

@@ -1,4 +1,5 @@
-#include <catch2/catch.hpp>
+#include <ATen/ATen.h>
+#include "support/catch.h"
 
 #include "runtime/device_backend.h"
 #include "runtime/memory_monitor.h"

@@ -1,7 +1,7 @@
 #include <sched.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>

@@ -1,7 +1,7 @@
 #include <ATen/Parallel.h>
 #include <sched.h>
 
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 
 #include "runtime/threads.h"
 

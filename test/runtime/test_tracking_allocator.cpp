@@ -1,4 +1,4 @@
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/CPUAllocator.h>

@@ -2,7 +2,7 @@
 // throws nothing or something else).
 #pragma once
 
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 #include <functional>
 
 #include "runtime/error.h"

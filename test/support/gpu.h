@@ -2,7 +2,7 @@
 // this build or this machine has no CUDA device.
 #pragma once
 
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 
 #include "runtime/device_backend.h"
 

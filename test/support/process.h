@@ -2,7 +2,7 @@
 #pragma once
 
 #include <array>
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 #include <cstdio>
 #include <cstdlib>
 #include <string>

@@ -5,7 +5,7 @@
 
 #include <stdlib.h>
 
-#include <catch2/catch.hpp>
+#include "support/catch.h"
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
