@@ -254,38 +254,32 @@ def test_corrupted_bundle_is_caught_by_the_hash(tmp_path):
     assert "--no-verify" in r.stderr
 
 
-def test_ctrl_c_stops_and_leaves_no_file(tmp_path):
-    out = tmp_path / "long.mp4"
+def signal_during_denoise(out, signo, *options):
+    """Starts a long generate, sends `signo` once denoising runs; (exit code, stdout, stderr)."""
     proc = subprocess.Popen([WANRUN, "generate", "--prompt", PROMPT, "--steps", "5000",
-                             "--progress", "plain", "--out", str(out)],
+                             "--progress", "plain", *options, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in proc.stderr:  # wait until the denoising loop is running
             if line.startswith("denoise "):
                 break
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        proc.send_signal(signo)
+        stdout, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130
+    return proc.returncode, stdout, err
+
+
+def test_ctrl_c_stops_and_leaves_no_file(tmp_path):
+    code, _, err = signal_during_denoise(tmp_path / "long.mp4", signal.SIGINT)
+    assert code == 130
     assert "cancelled" in err
     assert list(tmp_path.iterdir()) == []
 
 
 def test_sigterm_stops_with_143_and_says_where_it_stopped(tmp_path):
-    out = tmp_path / "long.mp4"
-    proc = subprocess.Popen([WANRUN, "generate", "--prompt", PROMPT, "--steps", "5000",
-                             "--progress", "plain", "--json", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        for line in proc.stderr:  # wait until the denoising loop is running
-            if line.startswith("denoise "):
-                break
-        proc.send_signal(signal.SIGTERM)
-        stdout, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 143, err
+    code, stdout, err = signal_during_denoise(tmp_path / "long.mp4", signal.SIGTERM, "--json")
+    assert code == 143, err
     doc = json.loads(stdout)
     assert doc["status"] == "cancelled" and doc["signal"] == "SIGTERM" and doc["output"] is None
     assert doc["stopped_at"]["stage"] == "denoise"

@@ -30,6 +30,14 @@ WanSpec ti2v_like() {
   return spec;
 }
 
+// A 2-core machine with 16 GiB of RAM, no GPU.
+wanrt::SystemResources small_machine() {
+  wanrt::SystemResources machine;
+  machine.cpu_cores = 2;
+  machine.ram_total = machine.ram_available = std::int64_t{16} << 30;
+  return machine;
+}
+
 }  // namespace
 
 TEST_CASE("plan_inputs: the workload and the request's own chunking as fixed settings",
@@ -89,9 +97,7 @@ TEST_CASE("plan_request keeps the request's chunking in the plan", "[models][req
   request.prompt = "x";
   request.frames = 9;
   request.chunk_frames = 5;
-  wanrt::SystemResources machine;
-  machine.cpu_cores = 2;
-  machine.ram_total = machine.ram_available = std::int64_t{16} << 30;
+  const wanrt::SystemResources machine = small_machine();
   const auto result = wanrt::wan22::plan_request(wanrt_test::tiny_bundle("tiny-ti2v"), request,
                                                  {}, {}, machine);
   CHECK(result.workload.frames == 9);
@@ -104,9 +110,7 @@ TEST_CASE("the plan's attention is the one the bundle bakes in, unless the user 
   wanrt_test::BundleCopy copy("tiny-ti2v");
   GenerateRequest request;
   request.prompt = "x";
-  wanrt::SystemResources machine;
-  machine.cpu_cores = 2;
-  machine.ram_total = machine.ram_available = std::int64_t{16} << 30;
+  const wanrt::SystemResources machine = small_machine();
   const auto planned = [&](const wanrt::PlanSettings& settings) {
     return wanrt::wan22::plan_request(copy.dir(), request, settings, {}, machine).plan;
   };
@@ -138,9 +142,7 @@ TEST_CASE("a misspelt architecture or sampling key is a bundle error naming the 
   wanrt_test::BundleCopy copy("tiny-ti2v");
   GenerateRequest request;
   request.prompt = "x";
-  wanrt::SystemResources machine;
-  machine.cpu_cores = 2;
-  machine.ram_total = machine.ram_available = std::int64_t{16} << 30;
+  const wanrt::SystemResources machine = small_machine();
   const std::string original = copy.yaml();
   // (the line as exported, its misspelling, the key the error names, the suggestion)
   const char* const cases[][4] = {
