@@ -17,7 +17,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kFormatVersion = 1;
+// The newest format this wanrt reads, and the oldest: format 2 keeps parameters in a
+// safetensors file beside each TorchScript file, format 1 inside it.
+constexpr int kFormatVersion = 2;
+constexpr int kOldestFormatVersion = 1;
 constexpr std::size_t kHashChunkBytes = std::size_t{8} << 20;
 const char* const kManifestName = "wanrt.yaml";
 const char* const kReexportHint =
@@ -152,12 +155,18 @@ ComponentContract parse_contract(const Reader& r, const YamlFile& y, const YAML:
 }
 
 ComponentEntry parse_component(const Reader& r, const YamlFile& y, const std::string& name,
-                               const YAML::Node& node, bool profile) {
+                               const YAML::Node& node, bool profile, int format_version) {
   const std::string full = "components." + name;
   if (!node.IsMap()) y.fail(node, full, "expected a mapping (key: value lines)");
-  y.check_keys(node, full,
-               {"file", "sha256", "expert", "dtype", "parameters", "bytes", "non_block_bytes",
-                "block_bytes", "keep_fp32", "contract"});
+  if (format_version >= 2) {
+    y.check_keys(node, full,
+                 {"file", "sha256", "weights", "weights_sha256", "expert", "dtype", "parameters",
+                  "bytes", "non_block_bytes", "block_bytes", "keep_fp32", "contract"});
+  } else {
+    y.check_keys(node, full,
+                 {"file", "sha256", "expert", "dtype", "parameters", "bytes", "non_block_bytes",
+                  "block_bytes", "keep_fp32", "contract"});
+  }
   ComponentEntry e;
   e.name = name;
   if (profile) {
@@ -170,6 +179,15 @@ ComponentEntry parse_component(const Reader& r, const YamlFile& y, const std::st
   if (!e.sha256.empty() && !is_sha256_hex(e.sha256)) {
     y.fail(node["sha256"], full + ".sha256",
            fmt::format("expected 64 lower-case hex digits, got '{}'", e.sha256), kReexportHint);
+  }
+  if (format_version >= 2 && !profile) {
+    e.weights = r.string(node, "weights", full + ".weights");
+    e.weights_sha256 = r.string(node, "weights_sha256", full + ".weights_sha256");
+    if (!is_sha256_hex(e.weights_sha256)) {
+      y.fail(node["weights_sha256"], full + ".weights_sha256",
+             fmt::format("expected 64 lower-case hex digits, got '{}'", e.weights_sha256),
+             kReexportHint);
+    }
   }
   e.dtype = r.string(node, "dtype", full + ".dtype");
   e.expert = r.optional_string(node, "expert", full + ".expert");
@@ -215,15 +233,15 @@ BundleManifest parse_manifest(YamlFile yaml, bool bundle) {
   if (m.format_version > kFormatVersion) {
     y.fail(version, "format_version",
            fmt::format("format_version {} comes from a newer exporter; wanrt {} reads "
-                       "format_version {}",
-                       m.format_version, wanrt::version(), kFormatVersion),
+                       "format_version {} to {}",
+                       m.format_version, wanrt::version(), kOldestFormatVersion, kFormatVersion),
            "use the wanrt version that came with the exporter that wrote it, or export the "
            "bundle with the exporter of this wanrt version (models/export)");
   }
-  if (m.format_version != kFormatVersion) {
+  if (m.format_version < kOldestFormatVersion) {
     y.fail(version, "format_version",
-           fmt::format("unsupported format_version {}; this wanrt reads format_version {}",
-                       m.format_version, kFormatVersion),
+           fmt::format("unsupported format_version {}; this wanrt reads format_version {} to {}",
+                       m.format_version, kOldestFormatVersion, kFormatVersion),
            "export the bundle with the exporter of this wanrt version (models/export)");
   }
   // Every key the exporter writes, and nothing else: a misspelt key would otherwise be
@@ -277,7 +295,8 @@ BundleManifest parse_manifest(YamlFile yaml, bool bundle) {
     if (!key.IsScalar() || key.Scalar().empty()) {
       y.fail(key, "components", "component names must be non-empty strings");
     }
-    m.components.push_back(parse_component(r, y, key.Scalar(), it->second, !bundle));
+    m.components.push_back(
+        parse_component(r, y, key.Scalar(), it->second, !bundle, m.format_version));
   }
   return m;
 }
@@ -447,6 +466,10 @@ std::string BundleManifest::path_of(const ComponentEntry& entry) const {
   return resolve(entry.file, "components." + entry.name + ".file");
 }
 
+std::string BundleManifest::weights_path_of(const ComponentEntry& entry) const {
+  return resolve(entry.weights, "components." + entry.name + ".weights");
+}
+
 std::string BundleManifest::resolve(const std::string& relative, const std::string& key) const {
   return resolve_in(root, yaml, node_at(yaml.root, key), relative, key);
 }
@@ -459,8 +482,11 @@ BundleManifest read_bundle(const std::string& dir, const BundleOptions& options)
   const YamlFile& y = m.yaml;
 
   // Every path first, so a missing file is reported before minutes of hashing.
-  std::vector<std::string> paths;
-  for (const auto& c : m.components) paths.push_back(m.path_of(c));
+  std::vector<std::string> paths, weights;
+  for (const auto& c : m.components) {
+    paths.push_back(m.path_of(c));
+    weights.push_back(c.weights.empty() ? std::string() : m.weights_path_of(c));
+  }
   const YAML::Node& tokenizer = m.tokenizer;
   const std::string tokenizer_file = tokenizer["file"].Scalar();
   m.tokenizer_path = m.resolve(tokenizer_file, "tokenizer.file");
@@ -470,6 +496,11 @@ BundleManifest read_bundle(const std::string& dir, const BundleOptions& options)
       const auto& c = m.components[i];
       const std::string key = "components." + c.name + ".sha256";
       verify_hash(y, node_at(y.root, key), key, c.file, paths[i], c.sha256, options);
+      if (!c.weights.empty()) {
+        const std::string wkey = "components." + c.name + ".weights_sha256";
+        verify_hash(y, node_at(y.root, wkey), wkey, c.weights, weights[i], c.weights_sha256,
+                    options);
+      }
     }
     verify_hash(y, tokenizer["sha256"], "tokenizer.sha256", tokenizer_file, m.tokenizer_path,
                 tokenizer["sha256"].Scalar(), options);

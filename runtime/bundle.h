@@ -1,5 +1,6 @@
-// The model bundle on disk: reading and validating `wanrt.yaml` (format_version 1) and the
-// files it names. Only the generic parts are parsed here (components, their sizes and
+// The model bundle on disk: reading and validating `wanrt.yaml` (format_version 1 or 2) and
+// the files it names. Format 2 keeps each component's parameters in a safetensors file beside
+// its TorchScript file (`weights`); format 1 inside it. Only the generic parts are parsed here (components, their sizes and
 // contracts, file checks); the model-specific sections (architecture, sampling, tokenizer
 // settings) are handed to the models layer as YAML nodes. Schema: docs/exporter.md.
 #pragma once
@@ -30,6 +31,8 @@ struct ComponentEntry {
   std::string name;    ///< key under `components:` ("text_encoder", "dit", ...)
   std::string file;    ///< path relative to the bundle (empty in a profile)
   std::string sha256;  ///< lower-case hex digest of the file (empty in a profile)
+  std::string weights;         ///< format 2: the safetensors file of the parameters (else empty)
+  std::string weights_sha256;  ///< format 2: its digest
   std::string dtype;   ///< stored dtype ("fp32", "bf16", "fp16")
   std::string expert;  ///< optional role among alternatives (e.g. "high_noise"); may be empty
   std::int64_t parameters = 0;            ///< parameter elements
@@ -66,6 +69,9 @@ struct BundleManifest {
   bool has_component(const std::string& name) const;
   /// Absolute, checked path of a component's file; Error(kBundle) for a profile.
   std::string path_of(const ComponentEntry& entry) const;
+  /// Absolute, checked path of a format 2 component's weights file; Error(kBundle) for a
+  /// profile.
+  std::string weights_path_of(const ComponentEntry& entry) const;
   /// Absolute path of `relative` inside the bundle. Error(kBundle) naming the manifest and `key`
   /// when the path is empty or absolute, has a `..` component, resolves (through symlinks)
   /// outside the bundle, or is not an existing regular file.

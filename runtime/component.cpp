@@ -89,6 +89,17 @@ Component Component::load(const BundleManifest& manifest, const std::string& nam
       }
     }
   }
+  // After the contract checks: a file that is the wrong module is reported as such, not as
+  // weights that do not fit it.
+  if (!c.entry_.weights.empty()) {
+    std::shared_ptr<MappedSafetensors> file;
+    try {
+      file = MappedSafetensors::open(manifest.weights_path_of(c.entry_));
+    } catch (const Error& e) {
+      throw Error(e.category(), fmt::format("{}: {}", what, e.what()), e.hint());
+    }
+    c.weights_ = bind_weights(c.module_, std::move(file), name, what);
+  }
   c.load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return c;
 }
@@ -101,6 +112,7 @@ Component Component::share() const {
   c.entry_ = entry_;
   c.path_ = path_;
   c.load_seconds_ = load_seconds_;
+  c.weights_ = weights_;
   {
     std::lock_guard<std::mutex> lock(clone_mutex);
     c.module_ = module_.clone(/*inplace=*/true);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/bundle.h"
+#include "runtime/weight_binding.h"
 
 namespace wanrt {
 
@@ -33,8 +34,9 @@ class Component {
  public:
   /// Loads component `name` of a bundle with torch::jit::load on the CPU and checks that the
   /// contract's methods exist and, for a staged component, that the blocks attribute holds
-  /// contract.num_blocks modules with a forward method. Every failure is an Error(kBundle)
-  /// naming the component and its file.
+  /// contract.num_blocks modules with a forward method. In a format 2 bundle the parameters
+  /// are then bound to the component's memory-mapped weights file (bind_weights). Every
+  /// failure is an Error(kBundle) naming the component and its file.
   static Component load(const BundleManifest& manifest, const std::string& name);
 
   /// The whole module.
@@ -53,7 +55,10 @@ class Component {
   /// Safe to call from several threads at once.
   Component share() const;
 
-  /// Wall-clock seconds torch::jit::load and the checks took.
+  /// Format 2: the mapped weights file and what was bound from it; nullptr for format 1.
+  const BoundWeights* weights() const { return weights_.file ? &weights_ : nullptr; }
+
+  /// Wall-clock seconds torch::jit::load, the checks and the binding took.
   double load_seconds() const { return load_seconds_; }
 
  private:
@@ -63,6 +68,7 @@ class Component {
   ComponentEntry entry_;
   std::string path_;
   std::vector<torch::jit::Module> blocks_;
+  BoundWeights weights_;
   double load_seconds_ = 0.0;
 };
 

@@ -43,7 +43,9 @@ struct BenchCellResult {
   std::string error;                                  ///< the reason when not ok
   ErrorCategory category = ErrorCategory::kInternal;  ///< of the failure
   double load_seconds = 0;
-  std::int64_t tracked_weights = -1;  ///< CPU tensor bytes the loaded pipeline holds
+  /// Heap bytes of CPU tensors the loaded pipeline holds (weights of a format 2 bundle used
+  /// in place from its mapped files are not on the heap)
+  std::int64_t tracked_weights = -1;
   std::string plan_summary;
   /// Highest device bytes each component held at once, replayed from the ledger's events.
   std::map<std::string, std::int64_t> ledger_component_peak;

@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -42,6 +43,10 @@ int run_inspect(const InspectOptions& o) {
   }
   fmt::print("bundle   {}\nmodel    {} (task {}, attention {})\n", m.root, m.model_id, m.task,
              m.attention);
+  fmt::print("format   {} ({})\n", m.format_version,
+             m.format_version >= 2
+                 ? "weights in safetensors files beside the TorchScript code, memory-mapped"
+                 : "weights inside the TorchScript files, read into memory at load");
   fmt::print("latent   z={} stride {}x{}x{}, DiT patch {}x{}x{}, text_len {}\n", spec.z_dim,
              spec.vae_stride[0], spec.vae_stride[1], spec.vae_stride[2], spec.patch[0],
              spec.patch[1], spec.patch[2], spec.text_len);
@@ -49,14 +54,20 @@ int run_inspect(const InspectOptions& o) {
              d.steps, d.shift, d.guide_low, d.guide_high,
              d.boundary ? fmt::format(", boundary {}", *d.boundary) : std::string(), d.frames,
              d.width, d.height, d.fps, d.sampler);
-  fmt::print("\n{:<16} {:<20} {:<6} {:>14} {:>11} {:>7}  {}\n", "component", "file", "dtype",
-             "parameters", "bytes", "blocks", "contract");
+  // Format 2 names both files of a component: code + weights.
+  const auto files = [](const ComponentEntry& c) {
+    return c.weights.empty() ? c.file : c.file + " + " + c.weights;
+  };
+  std::size_t width = 20;
+  for (const auto& c : m.components) width = std::max(width, files(c).size());
+  fmt::print("\n{:<16} {:<{}} {:<6} {:>14} {:>11} {:>7}  {}\n", "component", "files", width,
+             "dtype", "parameters", "bytes", "blocks", "contract");
   for (const auto& c : m.components) {
-    fmt::print("{:<16} {:<20} {:<6} {:>14} {:>11} {:>7}  {} ({})\n", c.name, c.file, c.dtype,
-               c.parameters, format_bytes(c.bytes), c.block_bytes.size(), c.contract.kind,
-               join(c.contract.methods));
+    fmt::print("{:<16} {:<{}} {:<6} {:>14} {:>11} {:>7}  {} ({})\n", c.name, files(c), width,
+               c.dtype, c.parameters, format_bytes(c.bytes), c.block_bytes.size(),
+               c.contract.kind, join(c.contract.methods));
   }
-  fmt::print("{:<16} {:<20} {:<6} {:>14} {:>11}\n", "total", "", "", total_params,
+  fmt::print("{:<16} {:<{}} {:<6} {:>14} {:>11}\n", "total", "", width, "", total_params,
              format_bytes(total_bytes));
   fmt::print("\nsha256 {}\n", o.verify ? "verified" : "not checked (pass --verify)");
   return 0;

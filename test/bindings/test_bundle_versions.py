@@ -56,10 +56,10 @@ def other_torch():
                 f"the pinned install at {pinned} from scripts/setup-libtorch.sh)")
 
 
-def export(pythonpath, out: Path, attention: str):
+def export(pythonpath, out: Path, attention: str, fmt: int = 2):
     r = subprocess.run(["/usr/bin/python3", "-m", "wanrt_export", "export", "--random-weights",
                         "--config", "tiny-ti2v", "--seed", "0", "--out", str(out),
-                        "--attention", attention],
+                        "--attention", attention, "--format", str(fmt)],
                        cwd=EXPORT_DIR, env=python_env(pythonpath), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     # Nothing but our own progress lines: TorchScript's deprecation warnings are filtered and
@@ -87,6 +87,26 @@ def test_math_bundles_from_either_pytorch_give_identical_frames(tmp_path):
     other = frames(export(path, tmp_path / "other", "math"), tmp_path / "other.pt")
     assert own.dtype == torch.uint8 and own.shape == (5, 64, 64, 3)
     assert torch.equal(own, other), f"bundle from torch {version} differs from one from {torch.__version__}"
+
+
+def test_format_1_and_format_2_bundles_give_identical_frames(tmp_path):
+    mine = os.environ.get("PYTHONPATH")
+    v2 = frames(export(mine, tmp_path / "v2", "math"), tmp_path / "v2.pt")
+    v1 = frames(export(mine, tmp_path / "v1", "math", fmt=1), tmp_path / "v1.pt")
+    assert torch.equal(v1, v2)
+
+
+def test_a_damaged_weights_file_is_a_bundle_error_before_any_output(tmp_path):
+    bundle = export(os.environ.get("PYTHONPATH"), tmp_path / "b", "math")
+    weights = bundle / "dit.safetensors"
+    os.truncate(weights, weights.stat().st_size - 64)
+    out = tmp_path / "x.mp4"
+    r = subprocess.run([WANRUN, "generate", "--model", str(bundle), "--prompt", "a red fox",
+                        "--size", "64x64", "--frames", "5", "--steps", "2", "--no-verify",
+                        "--device", "cpu", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3, (r.returncode, r.stderr)  # bundle error (README: exit codes)
+    assert "dit.safetensors" in r.stderr and "truncated" in r.stderr, r.stderr
+    assert not out.exists() and list(tmp_path.glob("x*")) == []
 
 
 def test_sdpa_bundles_run_where_libtorch_has_sdpa_and_are_refused_clearly_elsewhere(tmp_path):

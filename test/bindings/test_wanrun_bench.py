@@ -144,8 +144,13 @@ def test_ledger_peaks_follow_the_manifest(result):
         ledger["sequential-k0"] >= ledger["full"] > 0
     # bf16 weights (norms kept in fp32) hold less than fp32 ones.
     assert cells["resident/bf16/none"]["memory"]["ledger_peak_bytes"] < ledger["resident"]
-    assert cells["resident/bf16/none"]["memory"]["tracked_weights_bytes"] < \
-        cells["resident/fp32/none"]["memory"]["tracked_weights_bytes"]
+    # The bundle is format 2: fp32 weights are used in place from its memory-mapped files, so
+    # the heap holds far less than their stored bytes; a bf16 cast makes private copies, which
+    # are on the heap.
+    fp32_heap = cells["resident/fp32/none"]["memory"]["tracked_weights_bytes"]
+    bf16_heap = cells["resident/bf16/none"]["memory"]["tracked_weights_bytes"]
+    assert fp32_heap < sum(sizes.values()) / 4
+    assert bf16_heap > fp32_heap
 
 
 def test_estimate_is_reported_and_matches_the_ledger_in_fp32(result):

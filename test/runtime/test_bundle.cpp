@@ -138,7 +138,7 @@ TEST_CASE("a tiny bundle is read with its components in file order", "[runtime]"
   };
   const auto m = wanrt::read_bundle(dir, options);
   CHECK(m.root == fs::canonical(dir).string());
-  CHECK(m.format_version == 1);
+  CHECK(m.format_version == 2);
   CHECK_FALSE(m.profile);
   CHECK(m.task == "t2v");
   CHECK(m.config_name == "tiny-t2v-moe");
@@ -237,13 +237,13 @@ TEST_CASE("manifest schema errors name the file, line and key", "[runtime]") {
     CHECK(wanrt::read_bundle(b.dir(), no_verify).attention == "math");
   }
   SECTION("a newer format_version names the versions; an older one is unsupported") {
-    int line = set_value(b, "", "format_version", "2");
+    int line = set_value(b, "", "format_version", "3");
     auto e = bundle_error(b.dir(), no_verify);
     CHECK(e.category() == ErrorCategory::kBundle);
     CHECK_THAT(e.what(), Catch::StartsWith(where(b, line) + " key 'format_version'") &&
-                             Catch::Contains("format_version 2 comes from a newer exporter") &&
+                             Catch::Contains("format_version 3 comes from a newer exporter") &&
                              Catch::Contains(std::string("wanrt ") + wanrt::version() +
-                                             " reads format_version 1"));
+                                             " reads format_version 1 to 2"));
     line = set_value(b, "", "format_version", "0");
     e = bundle_error(b.dir(), no_verify);
     CHECK_THAT(e.what(), Catch::StartsWith(where(b, line) + " key 'format_version'") &&
@@ -290,6 +290,19 @@ TEST_CASE("manifest schema errors name the file, line and key", "[runtime]") {
     const auto e = bundle_error(b.dir(), no_verify);
     CHECK_THAT(e.what(), Catch::Contains("wanrt.yaml:") && Catch::Contains("key 'model_id'") &&
                              Catch::Contains("missing required key"));
+  }
+  SECTION("format 2 components name their weights; format 1 ones cannot") {
+    auto lines = split_lines(b.yaml());
+    lines.erase(lines.begin() + static_cast<long>(find_key_line(lines, "dit", "    weights")));
+    b.set_yaml(join_lines(lines));
+    CHECK_THAT(bundle_error(b.dir(), no_verify).what(),
+               Catch::Contains("key 'components.dit.weights'") && Catch::Contains("missing"));
+    b.set_yaml(join_lines(split_lines(BundleCopy::read(
+        fs::path(wanrt_test::tiny_bundle("tiny-ti2v")) / "wanrt.yaml"))));
+    set_value(b, "", "format_version", "1");
+    const auto e = bundle_error(b.dir(), no_verify);
+    CHECK_THAT(e.what(), Catch::Contains("key 'components.text_encoder.weights'") &&
+                             Catch::Contains("unknown key"));
   }
   SECTION("missing component key") {
     auto lines = split_lines(b.yaml());

@@ -1,6 +1,9 @@
 #include "support/catch.h"
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "runtime/bundle.h"
@@ -140,4 +143,149 @@ TEST_CASE("InferenceScope turns on inference mode and off gradients for its life
   }
   CHECK_FALSE(c10::InferenceMode::is_enabled());
   CHECK(c10::GradMode::is_enabled());
+}
+
+namespace {
+
+// Rewrites the JSON header of a safetensors file, keeping its data section byte for byte
+// (offsets are relative to the data section, so the header may change length).
+void edit_header(const fs::path& path, const std::function<void(nlohmann::json&)>& edit) {
+  const std::string bytes = BundleCopy::read(path);
+  REQUIRE(bytes.size() >= 8);
+  std::uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]);
+  nlohmann::json header = nlohmann::json::parse(bytes.substr(8, n));
+  edit(header);
+  std::string h = header.dump();
+  while ((8 + h.size()) % 8 != 0) h += ' ';
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) {
+    out[static_cast<std::size_t>(i)] = static_cast<char>((h.size() >> (8 * i)) & 0xff);
+  }
+  BundleCopy::write(path, out + h + bytes.substr(8 + n));
+}
+
+// The name of the first 2-D tensor with two different dimensions in a header.
+std::string first_matrix(const nlohmann::json& header) {
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key() == "__metadata__") continue;
+    const auto& shape = it.value()["shape"];
+    if (shape.size() == 2 && shape[0] != shape[1]) return it.key();
+  }
+  FAIL("no matrix in the header");
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("format 2 components use their weights file in place", "[runtime]") {
+  const auto m = wanrt::read_bundle(wanrt_test::tiny_bundle("tiny-ti2v"));
+  REQUIRE(m.format_version == 2);
+  for (const auto& entry : m.components) {
+    INFO(entry.name);
+    REQUIRE_FALSE(entry.weights.empty());
+    const Component c = Component::load(m, entry.name);
+    const wanrt::BoundWeights* w = c.weights();
+    REQUIRE(w != nullptr);
+    CHECK(w->copied_bytes == 0);
+    std::int64_t bytes = 0;
+    for (const auto& p : c.module().named_parameters()) {
+      INFO(p.name);
+      bytes += p.value.numel() * static_cast<std::int64_t>(p.value.element_size());
+      const wanrt::SafetensorsEntry* e = w->file->find(p.name);
+      REQUIRE(e != nullptr);
+      // The same address as a fresh tensor over the mapping: no copy was made.
+      CHECK(p.value.data_ptr() == w->file->tensor(*e).data_ptr());
+      CHECK(p.value.is_contiguous());
+    }
+    CHECK(w->mapped_bytes == bytes);
+    CHECK(w->tensors == static_cast<int>(w->file->header().entries.size()));
+  }
+}
+
+TEST_CASE("format 1 and format 2 of one bundle load the same tensors", "[runtime]") {
+  const auto v2 = wanrt::read_bundle(wanrt_test::tiny_bundle("tiny-t2v-moe"));
+  const auto v1 = wanrt::read_bundle(wanrt_test::tiny_bundle("tiny-t2v-moe-v1"));
+  REQUIRE(v1.format_version == 1);
+  for (const auto& entry : v1.components) {
+    INFO(entry.name);
+    CHECK(entry.weights.empty());
+    const Component a = Component::load(v1, entry.name);
+    const Component b = Component::load(v2, entry.name);
+    CHECK(a.weights() == nullptr);
+    std::map<std::string, at::Tensor> mine;
+    for (const auto& p : b.module().named_parameters()) mine[p.name] = p.value;
+    for (const auto& p : b.module().named_buffers()) mine[p.name] = p.value;
+    std::size_t count = 0;
+    auto same = [&](const std::string& name, const at::Tensor& t) {
+      INFO(name);
+      REQUIRE(mine.count(name) == 1);
+      CHECK(at::equal(mine[name], t));
+      ++count;
+    };
+    for (const auto& p : a.module().named_parameters()) same(p.name, p.value);
+    for (const auto& p : a.module().named_buffers()) same(p.name, p.value);
+    CHECK(count == mine.size());
+  }
+}
+
+TEST_CASE("bad weights files are bundle errors naming the file and tensor", "[runtime]") {
+  BundleCopy b;
+  const fs::path dit = b.file("dit.safetensors");
+  auto check = [&](const std::vector<std::string>& parts) {
+    const auto e = load_error(unverified(b.dir()), "dit");
+    CHECK(e.category() == ErrorCategory::kBundle);
+    CHECK_THAT(e.what(), Catch::Contains("component 'dit'") && Catch::Contains("dit.safetensors"));
+    for (const auto& part : parts) CHECK_THAT(e.what(), Catch::Contains(part));
+  };
+  SECTION("truncated") {
+    fs::resize_file(dit, fs::file_size(dit) - 100);
+    check({"truncated"});
+  }
+  SECTION("swapped with another component's") {
+    fs::copy_file(b.file("text_encoder.safetensors"), dit, fs::copy_options::overwrite_existing);
+    check({"weights of component 'text_encoder'"});
+  }
+  SECTION("a parameter missing") {
+    std::string name;
+    edit_header(dit, [&](nlohmann::json& h) {
+      name = first_matrix(h);
+      h.erase(name);
+    });
+    check({"no tensor '" + name + "'"});
+  }
+  SECTION("a shape that disagrees with the module") {
+    std::string name;
+    edit_header(dit, [&](nlohmann::json& h) {
+      name = first_matrix(h);
+      auto& shape = h[name]["shape"];
+      shape = {shape[1], shape[0]};  // same bytes, transposed
+    });
+    check({"tensor '" + name + "'", "module's parameter"});
+  }
+  SECTION("a dtype that disagrees with the module") {
+    std::string name;
+    edit_header(dit, [&](nlohmann::json& h) {
+      name = first_matrix(h);
+      h[name]["dtype"] = "I32";  // same size as the F32 it replaces
+    });
+    check({"tensor '" + name + "'", "Int"});
+  }
+  SECTION("a tensor that is no parameter") {
+    edit_header(dit, [&](nlohmann::json& h) {
+      h["blocks.0.extra"] = {{"dtype", "F32"}, {"shape", {0}}, {"data_offsets", {0, 0}}};
+    });
+    check({"blocks.0.extra", "no parameter of the module"});
+  }
+  SECTION("missing") {
+    fs::remove(dit);
+    CHECK_THROWS_WITH(unverified(b.dir()), Catch::Contains("dit.safetensors") &&
+                                               Catch::Contains("missing"));
+  }
+  SECTION("changed, with verification") {
+    edit_header(dit, [&](nlohmann::json& h) { h["__metadata__"]["note"] = "edited"; });
+    CHECK_THROWS_WITH(wanrt::read_bundle(b.dir()),
+                      Catch::Contains("components.dit.weights_sha256") &&
+                          Catch::Contains("sha256 mismatch"));
+  }
 }

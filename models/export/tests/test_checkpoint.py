@@ -12,6 +12,7 @@ from conftest import load_tsv
 from wanrt_export import checkpoint as ck
 from wanrt_export import export as ex
 from wanrt_export import manifest as mf
+from wanrt_export import weights as wt
 from wanrt_export.__main__ import main
 from wanrt_export.configs import T5Config, get_config
 from wanrt_export.safetensors_io import TensorInfo, save_sharded
@@ -84,13 +85,14 @@ def _inputs(cfg, g):
 def _check_bundle_matches(out: Path, mods, cfg):
     g = torch.Generator().manual_seed(5)
     ids, mask, x, ctx, z, video = _inputs(cfg, g)
-    t5 = torch.jit.load(str(out / "text_encoder.pt"))
+    entries = mf.read_yaml(out / "wanrt.yaml")["components"]
+    t5 = wt.load_component(out, entries["text_encoder"])
     assert torch.equal(t5(ids, mask), mods["text_encoder"](ids, mask))
     for expert in cfg.experts:
-        dit = torch.jit.load(str(out / f"{expert}.pt"))
+        dit = wt.load_component(out, entries[expert])
         for t in (torch.tensor([999.0]), torch.full((1, 8), 250.0)):
             assert torch.equal(dit(x, t, ctx), mods[expert](x, t, ctx)), expert
-    vae = torch.jit.load(str(out / "vae.pt"))
+    vae = wt.load_component(out, entries["vae"])
     torch.testing.assert_close(vae.decode(z), mods["vae"].decode(z), rtol=0, atol=1e-6)
     torch.testing.assert_close(vae.encode(video), mods["vae"].encode(video), rtol=0, atol=1e-6)
 
@@ -133,7 +135,7 @@ def test_a14b_checkpoint_export_bf16_shards(tmp_path, tokenizer):
     assert doc["architecture"]["dit"]["in_dim"] == 36 and doc["architecture"]["vae"]["version"] == "2.1"
     _check_bundle_matches(out, mods, get_config("tiny-i2v-moe"))
     # the two experts really are the two folders, not one of them twice
-    hi = torch.jit.load(str(out / "dit_high_noise.pt")).state_dict()["blocks.0.ffn.0.weight"]
+    hi = wt.component_state_dict(out, doc["components"]["dit_high_noise"])["blocks.0.ffn.0.weight"]
     assert torch.equal(hi, mods["dit_high_noise"].blocks[0].ffn[0].weight)
 
 
@@ -144,7 +146,7 @@ def test_default_dtype_bf16_keeps_fp32_patterns(ti2v_ckpt, tmp_path):
                  "--allow-nonstandard"]) == 0
     doc = mf.read_yaml(out / "wanrt.yaml")
     assert doc["components"]["dit"]["dtype"] == "bf16" and doc["components"]["vae"]["dtype"] == "fp32"
-    sd = torch.jit.load(str(out / "dit.pt")).state_dict()
+    sd = wt.component_state_dict(out, doc["components"]["dit"])
     assert sd["blocks.0.ffn.0.weight"].dtype == torch.bfloat16
     assert sd["blocks.0.modulation"].dtype == torch.float32
     assert torch.equal(sd["blocks.0.modulation"], mods["dit"].blocks[0].modulation.detach())
@@ -322,3 +324,4 @@ def test_official_t5_and_vae_names_and_inference():
     given.pop(rows[5][0])
     problems = ck.check_tensors("x", ex.build_module(real, "vae", device="meta"), given)
     assert problems == [f"x: missing tensor '{rows[5][0]}' (expected shape {ck._fmt_shape(rows[5][1])})"]
+

@@ -16,6 +16,8 @@ import yaml
 from conftest import EXPORT_DIR
 from wanrt_export import export as ex
 from wanrt_export import manifest as mf
+from wanrt_export import safetensors_io as st
+from wanrt_export import weights as wt
 from wanrt_export.__main__ import main
 from wanrt_export.configs import NEG_PROMPT, get_config
 from wanrt_export.tokenizer import train_tiny_tokenizer
@@ -58,19 +60,24 @@ def test_same_seed_same_sha256_across_runs(tmp_path, tokenizer):
         assert res.returncode == 0, res.stderr
         assert "dit_low_noise" in res.stderr  # per-component progress lines
         outs.append(out)
+    files += [f.replace(".pt", ".safetensors") for f in files if f.endswith(".pt")]
     for f in files:
         assert _sha(outs[0] / f) == _sha(outs[1] / f), f
     docs = [mf.read_yaml(o / "wanrt.yaml") for o in outs]
     for c in ["text_encoder", "dit_high_noise", "dit_low_noise", "vae"]:
         assert docs[0]["components"][c]["sha256"] == docs[1]["components"][c]["sha256"]
-        assert docs[0]["components"][c]["sha256"] != docs[2]["components"][c]["sha256"], c
+        assert docs[0]["components"][c]["weights_sha256"] == docs[1]["components"][c]["weights_sha256"]
+        assert docs[0]["components"][c]["weights_sha256"] != docs[2]["components"][c]["weights_sha256"], c
+        # Format 2: the TorchScript file is code and placeholders, the same for any seed.
+        assert docs[0]["components"][c]["sha256"] == docs[2]["components"][c]["sha256"], c
 
 
 def test_same_seed_same_weights_in_process(t2v_bundle, tokenizer, tmp_path):
     again = tmp_path / "again"
     ex.export_random("tiny-t2v-moe", 3, again, "fp32", tokenizer)
-    for f in ["text_encoder.pt", "dit_high_noise.pt", "dit_low_noise.pt", "vae.pt"]:
-        a, b = torch.jit.load(str(t2v_bundle / f)).state_dict(), torch.jit.load(str(again / f)).state_dict()
+    entries = mf.read_yaml(again / "wanrt.yaml")["components"]
+    for f, entry in entries.items():
+        a, b = wt.component_state_dict(t2v_bundle, entry), wt.component_state_dict(again, entry)
         assert list(a) == list(b)
         assert all(torch.equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a), f
 
@@ -111,7 +118,7 @@ def test_manifest_contents(t2v_bundle, tokenizer):
     doc = yaml.safe_load(raw)
     assert list(doc)[:7] == ["format_version", "model_id", "config_name", "task", "attention",
                              "architecture", "sampling"]
-    assert doc["format_version"] == 1 and "profile" not in doc
+    assert doc["format_version"] == 2 and "profile" not in doc
     # The attention the scripted modules bake in: by default SDPA from PyTorch 2.1 on.
     major, minor = (int(p) for p in torch.__version__.split(".")[:2])
     assert doc["attention"] == ("sdpa" if (major, minor) >= (2, 1) else "math")
@@ -130,7 +137,9 @@ def test_manifest_contents(t2v_bundle, tokenizer):
     for name, entry in doc["components"].items():
         path = t2v_bundle / entry["file"]
         assert entry["file"] == f"{name}.pt" and entry["sha256"] == _sha(path)
-        m = torch.jit.load(str(path))
+        assert entry["weights"] == f"{name}.safetensors"
+        assert entry["weights_sha256"] == _sha(t2v_bundle / entry["weights"])
+        m = wt.load_component(t2v_bundle, entry)
         assert entry["parameters"] == sum(p.numel() for p in m.parameters())
         assert entry["bytes"] == _tensor_bytes(m)
         assert entry["non_block_bytes"] + sum(entry["block_bytes"]) == entry["bytes"]
@@ -155,18 +164,62 @@ def test_scripted_files_match_the_modules(t2v_bundle):
     g = torch.Generator().manual_seed(1)
     x, t, ctx = torch.randn(1, 16, 2, 4, 4, generator=g), torch.tensor([500.0]), torch.randn(1, 5, 64, generator=g)
     ref = dit(x, t, ctx)
-    got = torch.jit.load(str(t2v_bundle / "dit_low_noise.pt"))(x, t, ctx)
+    entries = mf.read_yaml(t2v_bundle / "wanrt.yaml")["components"]
+    got = wt.load_component(t2v_bundle, entries["dit_low_noise"])(x, t, ctx)
     assert torch.equal(ref, got)
     t5 = ex.random_module(cfg, "text_encoder", 3)
     ids, mask = torch.randint(0, 384, (1, 8), generator=g), torch.ones(1, 8, dtype=torch.long)
-    assert torch.equal(t5(ids, mask), torch.jit.load(str(t2v_bundle / "text_encoder.pt"))(ids, mask))
+    assert torch.equal(t5(ids, mask), wt.load_component(t2v_bundle, entries["text_encoder"])(ids, mask))
+
+
+def test_format_2_layout(t2v_bundle):
+    """What the runtime's mapping relies on, checked from the files themselves."""
+    doc = mf.read_yaml(t2v_bundle / "wanrt.yaml")
+    for name, entry in doc["components"].items():
+        scripted = torch.jit.load(str(t2v_bundle / entry["file"]))
+        with st.SafetensorsFile(t2v_bundle / entry["weights"]) as f:
+            assert f.metadata == {"wanrt_component": name, "wanrt_format": "2"}
+            assert f._data_start % wt.DATA_ALIGNMENT == 0
+            params = dict(scripted.named_parameters())
+            assert set(f.keys()) == set(params), name
+            # Placeholders: shape and dtype kept, one element stored.
+            for pname, p in params.items():
+                info = f.info(pname)
+                assert (list(p.shape), p.dtype) == (list(info.shape), info.torch_dtype), pname
+                assert all(st_ == 0 for n, st_ in zip(p.shape, p.stride()) if n > 1), pname
+            # Data order: outside the blocks first, then block 0, 1, ... each one contiguous
+            # range; every tensor aligned to its element size.
+            spans = sorted((i.begin, i.end, k) for k, i in f.infos.items())
+            blocks = [int(k.split(".")[1]) if k.startswith("blocks.") else -1 for _, _, k in spans]
+            assert blocks == sorted(blocks), name
+            for (b, e, k), (b2, _, _) in zip(spans, spans[1:] + [(spans[-1][1], 0, "")]):
+                assert b % f.info(k).torch_dtype.itemsize == 0 and e == b2, k
+            assert spans[0][0] == 0
+        # The code file is small: no weights inside.
+        assert os.path.getsize(t2v_bundle / entry["file"]) < os.path.getsize(t2v_bundle / entry["weights"]), name
+
+
+def test_format_1_and_2_hold_the_same_weights(t2v_bundle, tokenizer, tmp_path):
+    v1 = tmp_path / "v1"
+    doc1 = ex.export_random("tiny-t2v-moe", 3, v1, "fp32", tokenizer, format_version=1)
+    doc2 = mf.read_yaml(t2v_bundle / "wanrt.yaml")
+    assert doc1["format_version"] == 1 and "weights" not in doc1["components"]["dit_low_noise"]
+    assert not list(v1.glob("*.safetensors"))
+    for name in doc2["components"]:
+        a = wt.component_state_dict(v1, doc1["components"][name])
+        b = wt.component_state_dict(t2v_bundle, doc2["components"][name])
+        assert list(a) == list(b) or set(a) == set(b)
+        for k in a:
+            assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), (name, k)
+        assert {k: v for k, v in doc1["components"][name].items() if k not in ("sha256",)} == \
+            {k: v for k, v in doc2["components"][name].items() if k not in ("sha256", "weights", "weights_sha256")}
 
 
 def test_bf16_casting_honours_keep_fp32(tmp_path, tokenizer):
     cfg = get_config("tiny-ti2v")
     out = tmp_path / "bf16"
     doc = ex.export_random("tiny-ti2v", 0, out, "bf16", tokenizer)
-    dit = torch.jit.load(str(out / "dit.pt"))
+    dit = wt.load_component(out, doc["components"]["dit"])
     # Written out independently of dit.keep_fp32_patterns(): the tensors the DiT keeps fp32.
     fp32_names = {"patch_embedding.weight", "patch_embedding.bias", "head.modulation"}
     fp32_names |= {f"{s}.{i}.{w}" for s in ("time_embedding",) for i in (0, 2) for w in ("weight", "bias")}
@@ -178,11 +231,11 @@ def test_bf16_casting_honours_keep_fp32(tmp_path, tokenizer):
     assert fp32_names <= set(params)
     for name, p in params.items():
         assert p.dtype == (torch.float32 if name in fp32_names else torch.bfloat16), name
-    t5 = dict(torch.jit.load(str(out / "text_encoder.pt")).named_parameters())
+    t5 = dict(wt.load_component(out, doc["components"]["text_encoder"]).named_parameters())
     for name, p in t5.items():
         kept = "norm" in name or "pos_embedding" in name
         assert p.dtype == (torch.float32 if kept else torch.bfloat16), name
-    assert all(p.dtype == torch.float32 for p in torch.jit.load(str(out / "vae.pt")).parameters())
+    assert all(p.dtype == torch.float32 for p in wt.load_component(out, doc["components"]["vae"]).parameters())
     entry = doc["components"]["dit"]
     assert entry["dtype"] == "bf16" and doc["components"]["vae"]["dtype"] == "fp32"
     expect = sum(p.numel() * (4 if n in fp32_names else 2) for n, p in params.items())

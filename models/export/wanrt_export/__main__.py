@@ -1,15 +1,19 @@
 """Command line of the exporter: `python3 -m wanrt_export <command> ...`.
 
   export --random-weights --config NAME --seed N --out DIR [--dtype D] [--force] [--tokenizer F]
-         [--attention math|sdpa]
+         [--attention math|sdpa] [--format 2|1]
   export --checkpoint-dir DIR --model ti2v-5b|t2v-a14b|i2v-a14b --out DIR [--dtype D] [--force]
-         [--allow-nonstandard] [--attention math|sdpa]
+         [--allow-nonstandard] [--attention math|sdpa] [--format 2|1]
   profiles --out DIR
-  tiny-bundles --out DIR [--force] [--attention math|sdpa]
+  tiny-bundles --out DIR [--force] [--attention math|sdpa] [--format 2|1]
 
 --attention picks what the scripted modules compute attention with: sdpa (PyTorch's fused
 kernel; the default on PyTorch >= 2.1; such a bundle needs LibTorch >= 2.1) or math (explicit
 softmax; the default on older PyTorch; loads on every LibTorch wanrt supports).
+
+--format 2 (the default) writes each component's parameters to `<component>.safetensors`
+beside its TorchScript file, which the runtime memory-maps; --format 1 keeps them inside the
+TorchScript file (the layout of earlier wanrt versions, which read only format 1).
 
 Exit codes: 0 success, 1 failure (message on stderr), 2 usage error.
 """
@@ -23,7 +27,7 @@ from typing import List, Optional
 from . import attention as attn
 from . import host_allocator
 from .configs import MID_NAMES, REAL_NAMES, TINY_NAMES, get_config
-from .manifest import DTYPES
+from .manifest import DTYPES, FORMAT_VERSION, FORMAT_VERSIONS
 
 
 def _progress(msg: str) -> None:
@@ -56,13 +60,18 @@ def _parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("profiles", help="write the planning profiles of the real models")
     pr.add_argument("--out", type=Path, required=True, metavar="DIR")
 
-    t = sub.add_parser("tiny-bundles", help="write the three tiny test bundles (fp32, seed 0)")
+    t = sub.add_parser("tiny-bundles", help="write the three tiny test bundles (fp32, seed 0), and "
+                                            "tiny-t2v-moe in the other format as tiny-t2v-moe-v1 (or -v2)")
     t.add_argument("--out", type=Path, required=True, metavar="DIR")
     t.add_argument("--force", action="store_true", help="replace existing bundles")
     for cmd in (e, t):
         cmd.add_argument("--attention", choices=attn.MODES, default=attn.default_mode(),
                          help="attention the scripted modules use (default here: %(default)s; "
                               "sdpa bundles need LibTorch >= 2.1)")
+        cmd.add_argument("--format", type=int, choices=FORMAT_VERSIONS, default=FORMAT_VERSION,
+                         help="bundle format: 2 keeps parameters in a safetensors file beside each "
+                              "TorchScript file (memory-mapped by the runtime), 1 inside it "
+                              "(default: %(default)s)")
     return p
 
 
@@ -73,7 +82,8 @@ def _cmd_export(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
             p.error("export --random-weights needs --config")
         if a.model or a.allow_nonstandard:
             p.error("--model and --allow-nonstandard go with --checkpoint-dir, not --random-weights")
-        export_random(a.config, 0 if a.seed is None else a.seed, a.out, a.dtype or "fp32", a.tokenizer, _progress, a.force)
+        export_random(a.config, 0 if a.seed is None else a.seed, a.out, a.dtype or "fp32", a.tokenizer, _progress, a.force,
+                      a.format)
         return 0
     if a.model is None:
         p.error("export --checkpoint-dir needs --model (one of " + ", ".join(REAL_NAMES) + ")")
@@ -83,7 +93,7 @@ def _cmd_export(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
     ck = load_official(a.checkpoint_dir, a.model, a.dtype or "bf16", a.allow_nonstandard, _progress)
     if not ck.standard:
         _progress(f"warning: {a.checkpoint_dir} has a non-standard configuration; model_id {ck.cfg.model_id}")
-    export_bundle(ck.cfg, ck.modules, ck.tokenizer, a.out, a.dtype or "bf16", _progress, a.force)
+    export_bundle(ck.cfg, ck.modules, ck.tokenizer, a.out, a.dtype or "bf16", _progress, a.force, a.format)
     return 0
 
 
@@ -98,15 +108,19 @@ def _cmd_tiny(a: argparse.Namespace) -> int:
     from .export import check_out_dir, export_bundle, random_modules
     from .tokenizer import train_tiny_tokenizer
     t0 = time.monotonic()
-    for name in TINY_NAMES:  # fail before writing anything
-        check_out_dir((a.out / name).absolute(), a.force)
+    # The three bundles in the chosen format, and tiny-t2v-moe once more in the other format,
+    # for the tests that compare the two (same weights, same frames).
+    other = 1 if a.format == 2 else 2
+    jobs = [(name, name, a.format) for name in TINY_NAMES] + [("tiny-t2v-moe", f"tiny-t2v-moe-v{other}", other)]
+    for _, out, _ in jobs:  # fail before writing anything
+        check_out_dir((a.out / out).absolute(), a.force)
     with tempfile.TemporaryDirectory(prefix="wanrt-tok-") as tdir:
         tok = train_tiny_tokenizer(Path(tdir))
-        for name in TINY_NAMES:
+        for name, out, fmt in jobs:
             cfg = get_config(name)
-            export_bundle(cfg, random_modules(cfg, 0, "fp32", lazy=True), tok, a.out / name, "fp32",
-                          None, a.force)
-            _progress(f"wrote {a.out / name}")
+            export_bundle(cfg, random_modules(cfg, 0, "fp32", lazy=True), tok, a.out / out, "fp32",
+                          None, a.force, fmt)
+            _progress(f"wrote {a.out / out}")
     _progress(f"tiny bundles done in {time.monotonic() - t0:.1f} s")
     return 0
 

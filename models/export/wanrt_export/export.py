@@ -22,6 +22,7 @@ import torch.nn as nn
 from . import attention as attn
 from . import manifest as mf
 from . import torchscript as ts
+from . import weights as wt
 from .configs import ModelConfig, get_config
 
 Progress = Optional[Callable[[str], None]]
@@ -280,16 +281,21 @@ def check_tokenizer(path: Path, cfg: ModelConfig) -> None:
 
 
 def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokenizer_model: Path,
-                  out_dir: Path, dtype: str = "fp32", progress: Progress = None, force: bool = False) -> dict:
+                  out_dir: Path, dtype: str = "fp32", progress: Progress = None, force: bool = False,
+                  format_version: int = mf.FORMAT_VERSION) -> dict:
     """Write a complete bundle for `cfg` to `out_dir` and return its manifest dict.
 
     `modules` maps each component name (manifest.component_names(cfg)) to a module or a
     factory. Modules are cast IN PLACE to `dtype` (the VAE always fp32) except their
-    keep-fp32 parameters, scripted and saved. Refuses an existing `out_dir` unless `force`,
-    which replaces it only after the new bundle is complete.
+    keep-fp32 parameters, scripted and saved. Format 2 (the default) writes each component's
+    parameters to a safetensors file and saves the scripted module with placeholders in their
+    place (weights.py). Refuses an existing `out_dir` unless
+    `force`, which replaces it only after the new bundle is complete.
     """
     if dtype not in mf.DTYPES:
         raise ExportError(f"dtype must be one of {', '.join(mf.DTYPES)}, got '{dtype}'")
+    if format_version not in mf.FORMAT_VERSIONS:
+        raise ExportError(f"format must be one of {', '.join(map(str, mf.FORMAT_VERSIONS))}, got {format_version}")
     out_dir = Path(out_dir).absolute()
     tokenizer_model = Path(tokenizer_model)
     check_out_dir(out_dir, force)
@@ -319,18 +325,33 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
             mf.cast_parameters_(module, mf.DTYPES[comp_dtype], keep)
             module.eval()
             file = mf.component_file(comp)
-            stats = mf.size_stats(module, None if comp == "vae" else "blocks")
-            say(f"[{i + 1}/{len(names)}] {comp}: scripting and saving {file} "
-                f"({stats['parameters']:,} parameters, {human_bytes(stats['bytes'])} {comp_dtype})")
+            blocks_attr = None if comp == "vae" else "blocks"
+            stats = mf.size_stats(module, blocks_attr)
+            weights = {}
+            if format_version >= 2:
+                wfile = mf.weights_file(comp)
+                say(f"[{i + 1}/{len(names)}] {comp}: writing {wfile} "
+                    f"({stats['parameters']:,} parameters, {human_bytes(stats['bytes'])} {comp_dtype})")
+                wt.write_weights(module, tmp / wfile, comp, blocks_attr)
+                _fsync(tmp / wfile)
+                weights = {"weights": wfile, "weights_sha256": sha256_file(tmp / wfile, progress)}
+            say(f"[{i + 1}/{len(names)}] {comp}: scripting and saving {file}"
+                + ("" if weights else f" ({stats['parameters']:,} parameters, "
+                                      f"{human_bytes(stats['bytes'])} {comp_dtype})"))
             scripted = script_module(module)
+            if weights:
+                wt.strip_parameters_(scripted, module)
             ts.save(scripted, str(tmp / file))
             del scripted
             _fsync(tmp / file)
             sha = sha256_file(tmp / file, progress)
-            entries[comp] = mf.component_entry(comp, module, comp_dtype, keep, file=file, sha256=sha)
+            # (Placeholders keep each parameter's shape and dtype, so the sizes are the real ones.)
+            entries[comp] = mf.component_entry(comp, module, comp_dtype, keep, file=file, sha256=sha, **weights)
             attention.add(module_attention(module))
             del module
-            say(f"[{i + 1}/{len(names)}] {comp}: wrote {file} ({human_bytes(os.path.getsize(tmp / file))})")
+            written = sum(os.path.getsize(tmp / f) for f in (file, weights.get("weights")) if f)
+            say(f"[{i + 1}/{len(names)}] {comp}: wrote {file}"
+                + (f" and {weights['weights']}" if weights else "") + f" ({human_bytes(written)})")
         tok = tmp / mf.TOKENIZER_FILE
         tok.parent.mkdir(parents=True)
         shutil.copyfile(tokenizer_model, tok)
@@ -339,7 +360,8 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
             raise ExportError(f"components of one bundle use different attention ({sorted(attention)}); "
                               "construct them all under one attention.use(...)")
         doc = mf.build_manifest(cfg, entries, mf.tokenizer_entry(cfg, sha256_file(tok)),
-                                attention=attention.pop() if attention else attn.mode())
+                                attention=attention.pop() if attention else attn.mode(),
+                                format_version=format_version)
         mf.write_yaml(doc, tmp / "wanrt.yaml")
         _fsync(tmp / "wanrt.yaml")
         _commit(tmp, out_dir, force)
@@ -351,7 +373,8 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
 
 
 def export_random(config_name: str, seed: int, out_dir: Path, dtype: str = "fp32",
-                  tokenizer_model: Optional[Path] = None, progress: Progress = None, force: bool = False) -> dict:
+                  tokenizer_model: Optional[Path] = None, progress: Progress = None, force: bool = False,
+                  format_version: int = mf.FORMAT_VERSION) -> dict:
     """A bundle of `config_name` with random weights; trains the tiny tokenizer when none is given."""
     cfg = get_config(config_name)
     with contextlib.ExitStack() as stack:
@@ -360,7 +383,7 @@ def export_random(config_name: str, seed: int, out_dir: Path, dtype: str = "fp32
             tdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="wanrt-tok-"))
             tokenizer_model = train_tiny_tokenizer(Path(tdir))
         return export_bundle(cfg, random_modules(cfg, seed, dtype, lazy=True), tokenizer_model, out_dir,
-                             dtype, progress, force)
+                             dtype, progress, force, format_version)
 
 
 # ---------------------------------------------------------------------------------------------

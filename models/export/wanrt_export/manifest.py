@@ -1,7 +1,11 @@
-"""The bundle manifest `wanrt.yaml` (format_version 1) and the planning profiles.
+"""The bundle manifest `wanrt.yaml` (format_version 2, or 1) and the planning profiles.
 
 A manifest describes one bundle: the architecture, sampling defaults, tokenizer and one
 entry per component (file, sha256, stored dtype, sizes, keep-fp32 patterns, contract).
+Format 2 keeps a component's parameters in a safetensors file beside its TorchScript file
+(`weights`, `weights_sha256`); the TorchScript file then holds the code, the buffers and a
+one-element placeholder per parameter that keeps its shape and dtype. Format 1 keeps
+everything in the TorchScript file.
 A profile (models/profiles/*.yaml) has the same schema without files and hashes and with
 `profile: true`, so the planner can size a real model on a machine without its weights.
 
@@ -26,7 +30,10 @@ import yaml
 from . import attention as attn
 from .configs import NEG_PROMPT, DiTConfig, ModelConfig, SamplingDefaults, T5Config, VAEConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+FORMAT_VERSIONS = (1, 2)
+# Profiles describe sizes only; their schema is the same in both formats.
+PROFILE_FORMAT_VERSION = 1
 DTYPES: Dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 TOKENIZER_FILE = "tokenizer/spiece.model"
 EXPERT_OF = {"dit_high_noise": "high_noise", "dit_low_noise": "low_noise"}
@@ -43,6 +50,11 @@ def component_names(cfg: ModelConfig) -> List[str]:
 
 def component_file(component: str) -> str:
     return f"{component}.pt"
+
+
+def weights_file(component: str) -> str:
+    """Format 2: the safetensors file holding a component's parameters."""
+    return f"{component}.safetensors"
 
 
 def is_kept(name: str, patterns: Iterable[str]) -> bool:
@@ -105,13 +117,19 @@ def contract(component: str, module: nn.Module) -> dict:
 
 
 def component_entry(component: str, module: nn.Module, dtype: str, keep: List[str],
-                    file: Optional[str] = None, sha256: Optional[str] = None) -> dict:
-    """Manifest entry of one component; file/sha256 are omitted for profiles."""
+                    file: Optional[str] = None, sha256: Optional[str] = None,
+                    weights: Optional[str] = None, weights_sha256: Optional[str] = None) -> dict:
+    """Manifest entry of one component; file/sha256 are omitted for profiles, weights and
+    weights_sha256 for format 1."""
     entry: dict = {}
     if file is not None:
         entry["file"] = file
     if sha256 is not None:
         entry["sha256"] = sha256
+    if weights is not None:
+        entry["weights"] = weights
+    if weights_sha256 is not None:
+        entry["weights_sha256"] = weights_sha256
     if component in EXPERT_OF:
         entry["expert"] = EXPERT_OF[component]
     entry["dtype"] = dtype
@@ -176,13 +194,14 @@ def tokenizer_entry(cfg: ModelConfig, sha256: Optional[str] = None, profile: boo
 
 
 def build_manifest(cfg: ModelConfig, components: Dict[str, dict], tokenizer: dict,
-                   profile: bool = False, attention: Optional[str] = None) -> dict:
+                   profile: bool = False, attention: Optional[str] = None,
+                   format_version: int = FORMAT_VERSION) -> dict:
     """The whole manifest (or profile) dict in schema order; `attention` is what the scripted
     modules use (default: the current attention.mode())."""
     missing = [c for c in component_names(cfg) if c not in components]
     if missing:
         raise ValueError(f"manifest for {cfg.name}: missing components {missing}")
-    doc: dict = {"format_version": FORMAT_VERSION}
+    doc: dict = {"format_version": PROFILE_FORMAT_VERSION if profile else format_version}
     if profile:
         doc["profile"] = True
     doc.update({"model_id": cfg.model_id, "config_name": cfg.name, "task": cfg.task})

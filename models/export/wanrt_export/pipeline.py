@@ -53,6 +53,7 @@ from torch import Tensor
 
 from . import attention as attn
 from . import torchscript as ts
+from . import weights
 from .configs import NEG_PROMPT, ModelConfig
 from .scheduler import make_scheduler
 
@@ -146,7 +147,7 @@ class ReferencePipeline:
     def from_bundle(cls, bundle_dir: Union[str, Path], device: Union[str, torch.device] = "cpu"
                     ) -> "ReferencePipeline":
         """Eager modules built from ``wanrt.yaml``'s architecture section, weights from each
-        component's TorchScript file (``torch.jit.load(file).state_dict()``), all float32, attending
+        component's files (its TorchScript file, and in format 2 its safetensors weights), all float32, attending
         as the bundle says (``attention:``) where this PyTorch can."""
         import yaml
         from . import host_allocator
@@ -169,7 +170,11 @@ class ReferencePipeline:
             return p
 
         def load(module: nn.Module, name: str) -> nn.Module:
-            sd = ts.load(str(path_of(comps[name]["file"]))).state_dict()
+            entry = comps[name]
+            for key in ("file", "weights"):
+                if entry.get(key):
+                    path_of(entry[key])  # stays inside the bundle
+            sd = weights.component_state_dict(root, entry)
             _load_scripted_state(module, sd, name)
             return module.float().to(device).eval()
 

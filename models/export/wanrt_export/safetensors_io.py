@@ -188,8 +188,10 @@ def _tensor_bytes(t: torch.Tensor) -> memoryview:
     return memoryview(t.numpy()).cast("B")
 
 
-def save_file(tensors: Dict[str, torch.Tensor], path: PathLike, metadata: Optional[Dict[str, str]] = None) -> None:
-    """Write `tensors` (in dict order) as one safetensors file."""
+def save_file(tensors: Dict[str, torch.Tensor], path: PathLike, metadata: Optional[Dict[str, str]] = None,
+              alignment: int = 8) -> None:
+    """Write `tensors` (in dict order) as one safetensors file whose data section starts at a
+    multiple of `alignment` bytes (the header is padded with spaces, as the format allows)."""
     path = Path(path)
     header: Dict[str, object] = {}
     if metadata:
@@ -206,7 +208,7 @@ def save_file(tensors: Dict[str, torch.Tensor], path: PathLike, metadata: Option
         header[name] = {"dtype": dtype_name(t.dtype), "shape": list(t.shape), "data_offsets": [offset, offset + nbytes]}
         offset += nbytes
     raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    raw += b" " * (-len(raw) % 8)  # data section starts 8-byte aligned
+    raw += b" " * (-(8 + len(raw)) % alignment)  # the data section starts aligned
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(raw)))
         f.write(raw)
