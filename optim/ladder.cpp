@@ -17,6 +17,7 @@ const std::vector<Rung>& ladder() {
        {S::kOffload, S::kBlocksResident, S::kPrefetch}, true, false, true},
       {RungId::kCpuResident, rung::kCpuResident, {S::kHostResidency}, false, true, false},
       {RungId::kCpuOnDemand, rung::kCpuOnDemand, {S::kHostResidency}, false, true, false},
+      {RungId::kCpuDisk, rung::kCpuDisk, {S::kHostResidency, S::kOffload}, false, true, false},
       {RungId::kCpuHalf, rung::kCpuHalf, {S::kDtype}, false, true, false},
       {RungId::kVaeTiling, rung::kVaeTiling, {S::kVaeTile}, true, true, false},
       {RungId::kFullStreaming, rung::kFullStreaming, {S::kOffload, S::kTextEncoder}, true, false,

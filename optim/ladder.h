@@ -22,6 +22,7 @@ constexpr const char* kFullStreaming = "full streaming";
 constexpr const char* kFrameChunking = "frame chunking";
 constexpr const char* kCpuResident = "CPU: all weights in RAM";
 constexpr const char* kCpuOnDemand = "CPU: weights loaded on first use";
+constexpr const char* kCpuDisk = "CPU: weights paged from disk, block by block";
 constexpr const char* kCpuHalf = "CPU: bf16 weights";
 constexpr const char* kInfeasible = "infeasible";
 }  // namespace rung
@@ -34,6 +35,7 @@ enum class RungId : std::uint8_t {
   kBlockStreaming,
   kCpuResident,
   kCpuOnDemand,
+  kCpuDisk,
   kCpuHalf,
   kVaeTiling,
   kFullStreaming,
@@ -56,7 +58,8 @@ struct Rung {
 /// Every rung, in ladder order. Filtered by `gpu` it is the GPU ladder: resident -> text
 /// encoder off-device after use -> model offload -> block streaming -> VAE tiling -> full
 /// streaming -> frame chunking; by `cpu` the CPU ladder: all weights in RAM -> weights loaded
-/// on first use -> bf16 weights -> VAE tiling -> frame chunking. The run-time rungs are text
+/// on first use -> weights paged from disk (format 2 bundles) -> bf16 weights -> VAE tiling ->
+/// frame chunking. The run-time rungs are text
 /// encoder off-device, model offload, block streaming (start, halve k, drop prefetch) and full
 /// streaming, in this order.
 const std::vector<Rung>& ladder();

@@ -159,14 +159,37 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
         }
       }
       // Host copies.
-      if (host_holds(cp, u, i, plan.host_residency)) {
+      if (plan.host_residency == HostResidency::kDisk && requirements.mapped_weights &&
+          cp.storage == c.stored) {
+        // Used in place from the mapped file: pages come in while the residency policy holds
+        // a unit and are dropped after; a streamed component holds its non-block weights and
+        // the blocks resident or in flight. Nothing is read through the heap.
+        if (u.first() >= 0 && i >= u.first() && i <= u.last()) {
+          std::int64_t bytes = c.bytes_at(cp.storage);
+          std::string why = "paged in from the weights file while in use";
+          if (streamed(c, cp)) {
+            const int k = cp.blocks_resident;
+            const int in_flight = std::min(c.num_blocks() - k, 1 + std::max(0, cp.prefetch));
+            bytes = c.non_block_at(cp.storage) + (k + in_flight) * c.max_block_at(cp.storage);
+            why = fmt::format("paged from the weights file: non-block {} + {} block(s) x {}",
+                              format_gib(c.non_block_at(cp.storage)), k + in_flight,
+                              format_gib(c.max_block_at(cp.storage)));
+          }
+          se.host.push_back(
+              make_memory_item(c.name + " weights", bytes, MemoryItem::kWeights, why));
+        }
+      } else if (host_holds(cp, u, i,
+                            // A component "disk" cannot page (format 1, or cast at load)
+                            // stays loaded like "all".
+                            plan.host_residency == HostResidency::kDisk ? HostResidency::kAll
+                                                                        : plan.host_residency)) {
         se.host.push_back(
             make_memory_item(c.name + " weights", c.bytes_at(cp.storage), MemoryItem::kWeights,
                  fmt::format("{} host copy ({}{})", dtype_name(cp.storage),
                              cp.placement == Placement::kCpu ? "runs on the CPU"
                              : streamed(c, cp)               ? "pinned, streamed from"
                                                              : "offloaded",
-                             plan.host_residency == HostResidency::kAll ? ", kept for the whole run"
+                             plan.host_residency != HostResidency::kOnDemand ? ", kept for the whole run"
                                                                         : "")));
       } else if (cp.placement == Placement::kDevice && gpu && u.first() >= 0 &&
                  i == (device_resident_kind(cp.residency) ? load_stage(cp, u) : u.first())) {

@@ -118,6 +118,10 @@ struct ModelRequirements {
   /// The attention a bundle's components bake in (none for a profile: the planner assumes the
   /// explicit one unless told).
   std::optional<AttentionKind> attention;
+  /// Whether the weights are memory-mapped from files (format 2 bundles, and profiles, which
+  /// stand for bundles the exporter writes in format 2): host residency "disk" is possible.
+  /// Format 1 bundles read their weights onto the heap.
+  bool mapped_weights = true;
   std::vector<ComponentRequirement> components;
   std::vector<StageRequirement> stages;  ///< for a run with an image (see stages_for)
   int default_width = 0, default_height = 0, default_frames = 0;

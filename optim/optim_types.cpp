@@ -71,7 +71,15 @@ const char* text_encoder_placement_name(TextEncoderPlacement placement) noexcept
 }
 
 const char* host_residency_name(HostResidency residency) noexcept {
-  return residency == HostResidency::kAll ? "all" : "on_demand";
+  switch (residency) {
+    case HostResidency::kAll:
+      return "all";
+    case HostResidency::kOnDemand:
+      return "on_demand";
+    case HostResidency::kDisk:
+      return "disk";
+  }
+  return "all";
 }
 
 const char* attention_name(AttentionKind kind) noexcept {

@@ -25,8 +25,11 @@ enum class OffloadPolicy { kNone, kModel, kSequential, kFull };
 enum class TextEncoderPlacement { kDevice, kOffloadAfterUse, kCpu };
 
 /// How long host RAM holds the weights: all components for the whole run (the pipeline can
-/// be reused), or each one loaded at its first use and released after its last.
-enum class HostResidency { kAll, kOnDemand };
+/// be reused), each one loaded at its first use and released after its last, or (format 2
+/// bundles, whose weights are memory-mapped) every unit paged in from the file while the
+/// residency policy holds it and dropped after ("disk": with sequential or full offload, the
+/// host holds the non-block weights and the blocks in flight).
+enum class HostResidency { kAll, kOnDemand, kDisk };
 
 /// Attention implementation baked into the DiT: fused SDPA (bundles exported with PyTorch
 /// >= 2.0; O(L*d) memory) or the explicit query-chunked softmax (PyTorch 1.13 exports).
@@ -47,7 +50,7 @@ const char* dtype_name(Dtype dtype) noexcept;             ///< "fp32" | "bf16" |
 const char* offload_name(OffloadPolicy policy) noexcept;  ///< "none" | "model" | ...
 const char* text_encoder_placement_name(
     TextEncoderPlacement placement) noexcept;  ///< "device" | "offload" | "cpu"
-const char* host_residency_name(HostResidency residency) noexcept;  ///< "all" | "on_demand"
+const char* host_residency_name(HostResidency residency) noexcept;  ///< "all" | "on_demand" | "disk"
 const char* attention_name(AttentionKind kind) noexcept;            ///< "sdpa" | "math"
 const char* residency_name(Residency residency) noexcept;           ///< "whole_run" | ...
 

@@ -40,7 +40,15 @@ MemoryEstimate Planner::evaluate(OptimizationPlan& p) const {
   MemoryEstimate e = estimate_memory(req_, w_, p, budget_);
   if (e.host_fits()) return e;
   p.host_residency = HostResidency::kOnDemand;
-  return estimate_memory(req_, w_, p, budget_);
+  e = estimate_memory(req_, w_, p, budget_);
+  if (e.host_fits() || !req_.mapped_weights) return e;
+  // Mapped weights can be paged in while in use and dropped after.
+  OptimizationPlan disk = p;
+  disk.host_residency = HostResidency::kDisk;
+  MemoryEstimate d = estimate_memory(req_, w_, disk, budget_);
+  if (!d.host_fits()) return e;
+  p = disk;
+  return d;
 }
 
 bool Planner::attempt(const char* name, const std::string& note) {

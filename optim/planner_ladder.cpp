@@ -272,6 +272,35 @@ void Planner::cpu_ladder() {
         forced_host_ = HostResidency::kOnDemand;
         if (s_.host_residency && *s_.host_residency != HostResidency::kOnDemand) return false;
         return attempt(rung::kCpuOnDemand);
+      case RungId::kCpuDisk: {
+        // Speed for memory, precision kept: only where the weights are mapped from files.
+        if (!req_.mapped_weights) return false;
+        if (s_.host_residency && *s_.host_residency != HostResidency::kDisk) return false;
+        const std::int64_t before = est_.host_peak;
+        forced_host_ = HostResidency::kDisk;
+        if (!s_.offload) {
+          // The denoisers page in block by block (the next one read ahead); the others whole,
+          // while they run.
+          plan_.offload = OffloadPolicy::kSequential;
+          for (const auto& c : req_.components) {
+            ComponentPlan& cp = plan_.component(c.name);
+            const bool streamed = c.staged() && c.role == ComponentRole::kDenoiser;
+            cp.residency = streamed ? Residency::kStreamed : Residency::kDuringUse;
+            cp.blocks_resident = streamed ? std::min(s_.blocks_resident.value_or(0), c.num_blocks()) : -1;
+            cp.prefetch = streamed ? s_.prefetch.value_or(1) : 0;
+          }
+          summarize_streaming();
+        }
+        if (!attempt(rung::kCpuDisk, "weights paged from the mapped files while in use")) {
+          return false;
+        }
+        decide("host_residency", "disk",
+               fmt::format("loading each component at its first use needs host peak {}; paging "
+                           "the weights from their files (denoiser blocks one at a time) needs {}",
+                           fits_text(before, budget_.host_capacity),
+                           fits_text(est_.host_peak, budget_.host_capacity)));
+        return true;
+      }
       case RungId::kCpuHalf:
         if (!half_fallback_) return false;
         for (const auto& c : req_.components) {
@@ -449,9 +478,15 @@ void Planner::finish() {
          : plan_.host_residency == HostResidency::kAll
              ? fmt::format("host peak {} with every component kept in RAM ({} of weights)",
                            fits_text(est_.host_peak, budget_.host_capacity), format_gib(all_host))
-             : fmt::format("keeping every component in RAM ({} of weights) does not fit; "
+         : plan_.host_residency == HostResidency::kOnDemand
+             ? fmt::format("keeping every component in RAM ({} of weights) does not fit; "
                            "each is loaded at its first use and released after its last: "
                            "host peak {} at {}",
+                           format_gib(all_host), fits_text(est_.host_peak, budget_.host_capacity),
+                           est_.host_peak_stage)
+             : fmt::format("neither keeping every component in RAM ({} of weights) nor loading "
+                           "each at its first use fits; the weights are paged from their "
+                           "mapped files while in use: host peak {} at {}",
                            format_gib(all_host), fits_text(est_.host_peak, budget_.host_capacity),
                            est_.host_peak_stage),
          s_.host_residency.has_value());

@@ -284,7 +284,10 @@ void ResidencyManager::attach(ManagedComponent c) {
   m->on_device = cp.placement != Placement::kCpu;
   if (!m->on_device) m->cpu_transfer = make_cpu_transfer();
   DeviceTransfer& t = m->on_device ? *transfer_ : *m->cpu_transfer;
-  m->weights = std::make_unique<ModuleWeights>(c.module, c.blocks, t, upcast_on_acquire(cp));
+  std::shared_ptr<MappedSafetensors> paged =
+      plan_.host_residency == HostResidency::kDisk ? c.weights_file : nullptr;
+  m->weights =
+      std::make_unique<ModuleWeights>(c.module, c.blocks, t, upcast_on_acquire(cp), paged);
   m->component = std::move(c);
   m->hooks = std::make_unique<Hooks>(*this, *m);
   const std::string name = m->component.name;
@@ -331,12 +334,17 @@ void ResidencyManager::acquire_unit(Managed& m, int unit) {
   if (w.resident(unit)) return;
   const std::string& name = m.component.name;
   if (m.on_device && !w.in_flight(unit)) {
-    ledger_.acquire(name, w.unit_name(unit), w.device_bytes(unit));  // may refuse: budget
+    // may refuse: budget
+    ledger_.acquire(name, w.unit_name(unit), w.device_bytes(unit), w.paged_bytes(unit));
+  } else if (!m.on_device && !w.in_flight(unit) && w.paged_bytes(unit) > 0) {
+    // A CPU-placed component holds no device memory, but what it pages in is in the host
+    // column.
+    ledger_.acquire(name, w.unit_name(unit), 0, w.paged_bytes(unit));
   }
   try {
     w.acquire(unit);
   } catch (const std::exception& e) {
-    if (m.on_device && !w.resident(unit) && !w.in_flight(unit)) {
+    if (!w.resident(unit) && !w.in_flight(unit) && ledger_.holds(name, w.unit_name(unit))) {
       ledger_.release(name, w.unit_name(unit));
     }
     if (dynamic_cast<const Error*>(&e)) throw;
@@ -348,11 +356,15 @@ void ResidencyManager::prefetch_unit(Managed& m, int unit) {
   ModuleWeights& w = *m.weights;
   if (w.resident(unit) || w.in_flight(unit)) return;
   const std::string& name = m.component.name;
-  if (m.on_device) ledger_.acquire(name, w.unit_name(unit), w.device_bytes(unit));
+  if (m.on_device) {
+    ledger_.acquire(name, w.unit_name(unit), w.device_bytes(unit), w.paged_bytes(unit));
+  } else if (w.paged_bytes(unit) > 0) {
+    ledger_.acquire(name, w.unit_name(unit), 0, w.paged_bytes(unit));
+  }
   try {
     w.prefetch(unit);
   } catch (const std::exception& e) {
-    if (m.on_device) ledger_.release(name, w.unit_name(unit));
+    if (ledger_.holds(name, w.unit_name(unit))) ledger_.release(name, w.unit_name(unit));
     if (dynamic_cast<const Error*>(&e)) throw;
     rethrow_transfer_failure(fmt::format("component '{}' {}", name, w.unit_name(unit)), e);
   }
@@ -362,7 +374,9 @@ void ResidencyManager::release_unit(Managed& m, int unit) {
   ModuleWeights& w = *m.weights;
   if (!w.resident(unit) && !w.in_flight(unit)) return;
   w.release(unit);
-  if (m.on_device) ledger_.release(m.component.name, w.unit_name(unit));
+  if (m.on_device || ledger_.holds(m.component.name, w.unit_name(unit))) {
+    ledger_.release(m.component.name, w.unit_name(unit));
+  }
 }
 
 void ResidencyManager::release_all(Managed& m) {

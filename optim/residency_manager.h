@@ -34,6 +34,7 @@
 #include "optim/optim_types.h"
 #include "runtime/device_transfer.h"
 #include "runtime/residency_ledger.h"
+#include "runtime/safetensors_file.h"
 #include "runtime/staged_executor.h"
 
 namespace wanrt {
@@ -48,6 +49,9 @@ struct ManagedComponent {
   torch::jit::Module module;
   std::vector<torch::jit::Module> blocks;
   std::vector<std::string> keep_fp32;
+  /// Format 2 bundles: the mapped weights file its parameters were bound to (else null). With
+  /// host residency "disk" its units page their weights in while held and drop them after.
+  std::shared_ptr<MappedSafetensors> weights_file;
 };
 
 /// One automatic fallback: what failed and the cheaper setting taken.

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <utility>
@@ -23,8 +24,9 @@ std::int64_t bytes_of(const at::Tensor& t, at::ScalarType type) {
 
 ModuleWeights::ModuleWeights(torch::jit::Module module,
                              const std::vector<torch::jit::Module>& blocks,
-                             DeviceTransfer& transfer, std::optional<at::ScalarType> upcast_half_to)
-    : transfer_(&transfer) {
+                             DeviceTransfer& transfer, std::optional<at::ScalarType> upcast_half_to,
+                             std::shared_ptr<MappedSafetensors> paged)
+    : transfer_(&transfer), paged_(std::move(paged)) {
   // Every module object is claimed by the first unit that reaches it: the blocks first (each
   // with its submodules), then the shell takes what is left of the whole tree.
   std::set<const Object*> claimed;
@@ -49,7 +51,18 @@ ModuleWeights::ModuleWeights(torch::jit::Module module,
           if (upcast_half_to && is_half(host_type) && *upcast_half_to != host_type) {
             dtype = upcast_half_to;
           }
-          u.hosts.push_back(transfer_->host_copy(tensor));
+          const auto range =
+              paged_ && tensor.is_contiguous()
+                  ? paged_->range_of(tensor.data_ptr(), static_cast<std::size_t>(tensor.nbytes()))
+                  : std::nullopt;
+          if (range) {
+            // Paged from the file: kept over the mapping, never copied to (pinned) host RAM.
+            u.hosts.push_back(tensor);
+            u.paged_bytes += range->second - range->first;
+            u.ranges.push_back(*range);
+          } else {
+            u.hosts.push_back(transfer_->host_copy(tensor));
+          }
           u.dtypes.push_back(dtype);
           u.host_bytes += bytes_of(tensor, host_type);
           u.device_bytes += bytes_of(tensor, dtype.value_or(host_type));
@@ -71,6 +84,18 @@ ModuleWeights::ModuleWeights(torch::jit::Module module,
     take(u, blocks[b]);
   }
   take(units_[0], module);
+  for (Unit& u : units_) {
+    std::sort(u.ranges.begin(), u.ranges.end());
+    std::vector<std::pair<std::int64_t, std::int64_t>> merged;
+    for (const auto& r : u.ranges) {
+      if (!merged.empty() && r.first <= merged.back().second) {
+        merged.back().second = std::max(merged.back().second, r.second);
+      } else {
+        merged.push_back(r);
+      }
+    }
+    u.ranges = std::move(merged);
+  }
   // Install the host copies (pinned on CUDA) so the module holds nothing else.
   for (Unit& u : units_) install(u, u.hosts);
 }
@@ -112,12 +137,18 @@ std::int64_t ModuleWeights::host_bytes(int index) const { return unit(index).hos
 int ModuleWeights::num_tensors(int index) const {
   return static_cast<int>(unit(index).hosts.size());
 }
+std::int64_t ModuleWeights::paged_bytes(int index) const { return unit(index).paged_bytes; }
+const std::vector<std::pair<std::int64_t, std::int64_t>>& ModuleWeights::paged_ranges(
+    int index) const {
+  return unit(index).ranges;
+}
 bool ModuleWeights::resident(int index) const { return unit(index).resident; }
 bool ModuleWeights::in_flight(int index) const { return unit(index).pending.has_value(); }
 
 void ModuleWeights::prefetch(int index) {
   Unit& u = unit(index);
   if (u.resident || u.pending) return;
+  for (const auto& [begin, end] : u.ranges) paged_->will_need(begin, end);
   u.pending = transfer_->start(u.hosts, u.dtypes, /*async=*/true);
 }
 
@@ -129,6 +160,7 @@ void ModuleWeights::acquire(int index) {
     copy = std::move(*u.pending);
     u.pending.reset();
   } else {
+    for (const auto& [begin, end] : u.ranges) paged_->will_need(begin, end);
     copy = transfer_->start(u.hosts, u.dtypes, /*async=*/false);
   }
   install(u, transfer_->finish(copy));
@@ -146,6 +178,10 @@ void ModuleWeights::release(int index) {
   if (!u.resident) return;
   install(u, u.hosts);
   u.resident = false;
+  // The pages stay in the page cache (and on disk); they leave this process's resident set
+  // and are read again at the unit's next use. Safe while a CUDA copy from them is queued:
+  // the pages fault back in.
+  for (const auto& [begin, end] : u.ranges) paged_->dont_need(begin, end);
 }
 
 }  // namespace wanrt

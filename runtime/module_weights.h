@@ -8,11 +8,14 @@
 #include <torch/script.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/device_transfer.h"
+#include "runtime/safetensors_file.h"
 
 namespace wanrt {
 
@@ -27,8 +30,13 @@ class ModuleWeights {
   /// (storage in half precision, compute in fp32); other tensors keep their dtype. A submodule
   /// reachable from several blocks belongs to the first of them; tensors held inside lists or
   /// dicts are not moved. Error(kInternal) when a block is not a submodule of `module`.
+  /// `paged`: the memory-mapped weights file the module's tensors were bound to (host
+  /// residency "disk"). Tensors over it are kept as they are (no host copy, not pinned), a
+  /// unit's pages are read ahead when it is prefetched or acquired, and dropped from the
+  /// process's resident set when it is released (MappedSafetensors::dont_need).
   ModuleWeights(torch::jit::Module module, const std::vector<torch::jit::Module>& blocks,
-                DeviceTransfer& transfer, std::optional<at::ScalarType> upcast_half_to = {});
+                DeviceTransfer& transfer, std::optional<at::ScalarType> upcast_half_to = {},
+                std::shared_ptr<MappedSafetensors> paged = nullptr);
 
   /// Number of units; the shell (or "all") is unit 0, block i is unit i + 1.
   int num_units() const { return static_cast<int>(units_.size()); }
@@ -41,6 +49,11 @@ class ModuleWeights {
   std::int64_t host_bytes(int unit) const;
   /// Number of distinct tensors in the unit (tied weights count once).
   int num_tensors(int unit) const;
+  /// Bytes of the unit's host tensors that lie in the paged file (0 without one): what the
+  /// unit pages in while held and drops at release.
+  std::int64_t paged_bytes(int unit) const;
+  /// The file ranges [begin, end) of those tensors, merged where adjacent.
+  const std::vector<std::pair<std::int64_t, std::int64_t>>& paged_ranges(int unit) const;
 
   /// Starts bringing the unit to the device (asynchronously on CUDA); no-op when it is resident
   /// or already in flight.
@@ -69,7 +82,8 @@ class ModuleWeights {
     std::vector<Slot> slots;
     std::vector<at::Tensor> hosts;                      ///< distinct host tensors
     std::vector<std::optional<at::ScalarType>> dtypes;  ///< cast on the way to the device
-    std::int64_t device_bytes = 0, host_bytes = 0;
+    std::int64_t device_bytes = 0, host_bytes = 0, paged_bytes = 0;
+    std::vector<std::pair<std::int64_t, std::int64_t>> ranges;  ///< in the paged file
     bool resident = false;
     std::optional<PendingCopy> pending;
   };
@@ -78,6 +92,7 @@ class ModuleWeights {
   void install(Unit& u, const std::vector<at::Tensor>& tensors);
 
   DeviceTransfer* transfer_;
+  std::shared_ptr<MappedSafetensors> paged_;
   std::vector<Unit> units_;
 };
 

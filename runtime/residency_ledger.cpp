@@ -18,7 +18,7 @@ std::string gib(std::int64_t bytes) {
 ResidencyLedger::ResidencyLedger(std::int64_t budget) : budget_(budget) {}
 
 void ResidencyLedger::acquire(const std::string& component, const std::string& unit,
-                              std::int64_t bytes) {
+                              std::int64_t bytes, std::int64_t host_bytes) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (const Held& h : held_) {
     if (h.component == component && h.unit == unit) {
@@ -35,10 +35,13 @@ void ResidencyLedger::acquire(const std::string& component, const std::string& u
                 "offload more (--offload model|sequential|full, fewer --blocks-resident), use "
                 "--dtype bf16, or raise --vram-budget");
   }
-  held_.push_back({component, unit, bytes});
+  held_.push_back({component, unit, bytes, host_bytes});
   current_ = total;
   peak_ = std::max(peak_, current_);
-  events_.push_back({LedgerEvent::kAcquire, component, unit, bytes, current_});
+  host_current_ += host_bytes;
+  host_peak_ = std::max(host_peak_, host_current_);
+  events_.push_back(
+      {LedgerEvent::kAcquire, component, unit, bytes, current_, host_bytes, host_current_});
 }
 
 void ResidencyLedger::release(const std::string& component, const std::string& unit) {
@@ -50,10 +53,12 @@ void ResidencyLedger::release(const std::string& component, const std::string& u
     throw Error(ErrorCategory::kInternal,
                 fmt::format("residency ledger: {} '{}' released but not held", component, unit));
   }
-  const std::int64_t bytes = it->bytes;
+  const std::int64_t bytes = it->bytes, host_bytes = it->host_bytes;
   held_.erase(it);
   current_ -= bytes;
-  events_.push_back({LedgerEvent::kRelease, component, unit, bytes, current_});
+  host_current_ -= host_bytes;
+  events_.push_back(
+      {LedgerEvent::kRelease, component, unit, bytes, current_, host_bytes, host_current_});
 }
 
 bool ResidencyLedger::holds(const std::string& component, const std::string& unit) const {
@@ -82,9 +87,20 @@ std::int64_t ResidencyLedger::peak() const {
   return peak_;
 }
 
+std::int64_t ResidencyLedger::host_current() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return host_current_;
+}
+
+std::int64_t ResidencyLedger::host_peak() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return host_peak_;
+}
+
 void ResidencyLedger::reset_peak() {
   std::lock_guard<std::mutex> lock(mutex_);
   peak_ = current_;
+  host_peak_ = host_current_;
 }
 
 std::int64_t ResidencyLedger::budget() const {

@@ -1,5 +1,8 @@
 // The residency ledger: which units of which components hold how many bytes on the compute
-// device, the running total, its peak, and every acquire and release in order. Offload
+// device, the running total, its peak, and every acquire and release in order. A second
+// column counts host bytes a unit pages in from a memory-mapped weights file while it is held
+// (host residency "disk": dropped again at release); units whose host weights stay in memory
+// record 0 there. Offload
 // policies write it; tests, the planner's checks and `--vram-budget` read it. On a machine
 // without CUDA the weights do not move, but the ledger is kept the same way.
 #pragma once
@@ -19,6 +22,8 @@ struct LedgerEvent {
   std::string unit;            ///< "all", "shell", "block 3", ...
   std::int64_t bytes = 0;      ///< the unit's bytes
   std::int64_t total = 0;      ///< device bytes held after the event
+  std::int64_t host_bytes = 0;  ///< the unit's paged host bytes (host column)
+  std::int64_t host_total = 0;  ///< paged host bytes held after the event
 };
 
 /// Device bytes held per (component, unit). Thread-safe.
@@ -31,7 +36,10 @@ class ResidencyLedger {
   /// naming the component, the unit, the total it would reach and the budget when that total
   /// exceeds the budget (nothing is recorded then); Error(kInternal) when the unit is already
   /// held.
-  void acquire(const std::string& component, const std::string& unit, std::int64_t bytes);
+  /// `host_bytes`: what the unit pages into host memory while held (the host column; not
+  /// subject to the budget).
+  void acquire(const std::string& component, const std::string& unit, std::int64_t bytes,
+               std::int64_t host_bytes = 0);
   /// Records that the unit left the device. Error(kInternal) when it is not held.
   void release(const std::string& component, const std::string& unit);
   /// Whether the unit is held.
@@ -42,7 +50,11 @@ class ResidencyLedger {
   std::int64_t held_by(const std::string& component) const;
   /// Highest current() since construction or the last reset_peak().
   std::int64_t peak() const;
-  /// Restarts the peak at current().
+  /// The host column: paged host bytes held now, and their highest value since construction
+  /// or the last reset_peak().
+  std::int64_t host_current() const;
+  std::int64_t host_peak() const;
+  /// Restarts both peaks at their current values.
   void reset_peak();
 
   /// The budget (0: none) and whether `bytes` more would still fit in it.
@@ -57,12 +69,13 @@ class ResidencyLedger {
  private:
   struct Held {
     std::string component, unit;
-    std::int64_t bytes;
+    std::int64_t bytes, host_bytes;
   };
   mutable std::mutex mutex_;
   std::int64_t budget_ = 0;
   std::int64_t current_ = 0;
   std::int64_t peak_ = 0;
+  std::int64_t host_current_ = 0, host_peak_ = 0;
   std::vector<Held> held_;
   std::vector<LedgerEvent> events_;
 };

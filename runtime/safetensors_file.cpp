@@ -237,6 +237,14 @@ std::pair<char*, std::size_t> MappedSafetensors::pages(std::int64_t begin,
                              first)};
 }
 
+std::optional<std::pair<std::int64_t, std::int64_t>> MappedSafetensors::range_of(
+    const void* data, std::size_t bytes) const {
+  const auto* p = static_cast<const char*>(data);
+  if (!base_ || p < base_ || p + bytes > base_ + size_) return std::nullopt;
+  const auto begin = static_cast<std::int64_t>(p - base_);
+  return std::make_pair(begin, begin + static_cast<std::int64_t>(bytes));
+}
+
 void MappedSafetensors::will_need(std::int64_t begin, std::int64_t end) const {
   const auto [p, n] = pages(begin, end);
   if (n) ::madvise(p, n, MADV_WILLNEED);  // advice only: a failure changes nothing we rely on

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -68,6 +70,9 @@ class MappedSafetensors : public std::enable_shared_from_this<MappedSafetensors>
   /// The file offsets [begin, end) of an entry's bytes.
   std::int64_t file_begin(const SafetensorsEntry& e) const { return header_.data_start + e.begin; }
   std::int64_t file_end(const SafetensorsEntry& e) const { return header_.data_start + e.end; }
+  /// The file range [begin, end) of `bytes` bytes at `data` when they lie inside the mapping.
+  std::optional<std::pair<std::int64_t, std::int64_t>> range_of(const void* data,
+                                                                std::size_t bytes) const;
   /// Asks the kernel to read the pages of file range [begin, end) ahead (MADV_WILLNEED).
   void will_need(std::int64_t begin, std::int64_t end) const;
   /// Drops this process's pages of file range [begin, end) (MADV_DONTNEED): they leave its

@@ -15,7 +15,7 @@ void PlanFlags::add_to(CLI::App* cmd) {
   cmd->add_option("--text-encoder", text_encoder, "device | offload | cpu (default: planned)");
   cmd->add_option("--attention", attention,
                   "Attention the bundle bakes in: math | sdpa (default: the bundle's wanrt.yaml; math for a profile)");
-  cmd->add_option("--host-residency", host_residency, "all | on_demand (default: planned)");
+  cmd->add_option("--host-residency", host_residency, "all | on_demand | disk (disk: format 2 bundles page weights from their files; default: planned)");
 }
 
 }  // namespace wanrt::cli

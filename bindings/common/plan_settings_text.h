@@ -16,7 +16,7 @@ struct PlanSettingsText {
   std::string offload;         ///< none | model | sequential | full
   std::string text_encoder;    ///< device | offload | cpu
   std::string attention;       ///< math | sdpa
-  std::string host_residency;  ///< all | on_demand
+  std::string host_residency;  ///< all | on_demand | disk
   std::optional<int> blocks_resident;
   std::optional<int> prefetch;
 

@@ -474,6 +474,7 @@ ModelRequirements wan_requirements(const BundleManifest& m) {
   ModelRequirements r;
   r.model_id = m.model_id;
   if (!m.profile) r.attention = parse_attention(m.attention, "attention in " + m.yaml.path);
+  r.mapped_weights = m.profile || m.format_version >= 2;
   r.source = m.root.empty() ? m.yaml.path : m.root;
   for (const auto& e : m.components) {
     ComponentRequirement c;

@@ -35,6 +35,7 @@ std::string plan_summary(const OptimizationPlan& plan) {
   }
   text += fmt::format(", text encoder {}", text_encoder_placement_name(plan.text_encoder));
   if (plan.host_residency == HostResidency::kOnDemand) text += ", weights loaded on first use";
+  if (plan.host_residency == HostResidency::kDisk) text += ", weights paged from disk";
   return text;
 }
 
@@ -84,7 +85,8 @@ struct Session::Impl final : ComponentRunner {
     auto h = std::make_unique<Held>(Held{std::move(source), std::move(own), nullptr});
     if (h->own.entry().staged()) h->executor = std::make_unique<StagedExecutor>(h->own);
     residency->attach({name, component_role(name), h->own.module(), h->own.blocks(),
-                       h->own.entry().keep_fp32});
+                       h->own.entry().keep_fp32,
+                       h->own.weights() ? h->own.weights()->file : nullptr});
     return *held.emplace(name, std::move(h)).first->second;
   }
 

@@ -32,6 +32,7 @@ TEST_CASE("the GPU and CPU ladders walk the documented orders", "[optim][ladder]
                                  "frame chunking", "full streaming"});
   CHECK(names(wanrt::ladder_walk(false)) ==
         std::vector<std::string>{"CPU: all weights in RAM", "CPU: weights loaded on first use",
+                                 "CPU: weights paged from disk, block by block",
                                  "CPU: bf16 weights", "VAE tiling", "frame chunking"});
 }
 

@@ -86,7 +86,8 @@ ComponentRole role_of(const std::string& name) {
 }
 
 wanrt::ManagedComponent managed(const Component& c) {
-  return {c.entry().name, role_of(c.entry().name), c.module(), c.blocks(), c.entry().keep_fp32};
+  return {c.entry().name, role_of(c.entry().name), c.module(), c.blocks(), c.entry().keep_fp32,
+          c.weights() ? c.weights()->file : nullptr};
 }
 
 ComponentPlan cplan(const std::string& name, Residency residency, int k = -1, int prefetch = 0,

@@ -248,3 +248,47 @@ TEST_CASE("half weights are upcast on acquire and restored on release", "[runtim
   BlockByBlock hooks(w);
   CHECK(at::equal(executor.run(inputs, &hooks)[0], expected));
 }
+
+TEST_CASE("paged units keep their weights over the mapping and drop their pages at release",
+          "[runtime]") {
+  // Host residency "disk": a format 2 component's units are paged from its weights file.
+  const auto m = wanrt::read_bundle(wanrt_test::tiny_bundle("tiny-ti2v"));
+  wanrt::Component c = wanrt::Component::load(m, "dit");
+  REQUIRE(c.weights() != nullptr);
+  const std::shared_ptr<wanrt::MappedSafetensors> file = c.weights()->file;
+  auto transfer = wanrt::make_cpu_transfer();
+  ModuleWeights w(c.module(), c.blocks(), *transfer, {}, file);
+
+  // Each block's paged bytes are its parameters' bytes, counted through the module API.
+  const int b0 = w.block_unit(0);
+  std::int64_t params = 0;
+  for (const auto& p : c.blocks()[0].parameters()) params += p.numel() * p.element_size();
+  CHECK(w.paged_bytes(b0) == params);
+  REQUIRE(w.paged_ranges(b0).size() == 1);  // the exporter writes a block as one range
+  const auto [begin, end] = w.paged_ranges(b0).front();
+  CHECK(end - begin == params);
+
+  const at::Tensor first = *c.blocks()[0].parameters().begin();
+  const at::Tensor before = first.clone();
+  const void* address = first.data_ptr();
+  CHECK(file->range_of(address, 1).has_value());  // over the mapping: no host copy was made
+  w.acquire(b0);
+  for (const auto& p : c.blocks()[0].parameters()) (void)p.sum().item<double>();  // touch
+  const std::int64_t touched = file->resident_bytes(begin, end);
+  if (touched < 0) WARN("WANRT_SKIP: /proc/self/pagemap is not readable here");
+  REQUIRE(touched >= 0);
+  CHECK(touched >= params);
+  w.release(b0);
+  // Whole pages are dropped: at most the pages the range shares with its neighbours remain
+  // mapped (none, as nothing else touched them).
+  CHECK(file->resident_bytes(begin, end) == 0);
+  // The installed host tensor is still the mapping's and reads back the same values.
+  const at::Tensor after = *c.blocks()[0].parameters().begin();
+  CHECK(after.data_ptr() == address);
+  CHECK(at::equal(after, before));
+
+  // Without a paged file nothing is paged.
+  wanrt::Component plain = wanrt::Component::load(m, "dit");
+  ModuleWeights v(plain.module(), plain.blocks(), *transfer);
+  for (int u = 0; u < v.num_units(); ++u) CHECK(v.paged_bytes(u) == 0);
+}

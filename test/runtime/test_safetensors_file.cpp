@@ -1,9 +1,11 @@
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <torch/script.h>
 
 #include "support/catch.h"
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -199,4 +201,83 @@ TEST_CASE("a file that cannot be opened is a bundle error naming it", "[runtime]
     CHECK(e.category() == ErrorCategory::kBundle);
     CHECK_THAT(e.what(), Catch::Contains("/nonexistent/w.safetensors"));
   }
+}
+
+namespace {
+
+// Rss and Pss (bytes) of the mapping of this process that contains `address`, from
+// /proc/self/smaps; {-1, -1} when not found.
+std::pair<std::int64_t, std::int64_t> smaps_of(const void* address) {
+  std::ifstream in("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  std::int64_t rss = -1, pss = -1;
+  const auto a = reinterpret_cast<std::uintptr_t>(address);
+  while (std::getline(in, line)) {
+    unsigned long long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%llx-%llx ", &lo, &hi) == 2 && line.find(':') > line.find('-')) {
+      if (inside) break;
+      inside = a >= lo && a < hi;
+      continue;
+    }
+    if (!inside) continue;
+    long long kib = 0;
+    if (std::sscanf(line.c_str(), "Rss: %lld kB", &kib) == 1) rss = kib * 1024;
+    if (std::sscanf(line.c_str(), "Pss: %lld kB", &kib) == 1) pss = kib * 1024;
+  }
+  return {rss, pss};
+}
+
+}  // namespace
+
+TEST_CASE("two processes mapping one weights file share its pages", "[runtime]") {
+  TempDir dir;
+  const long page = ::sysconf(_SC_PAGESIZE);
+  const std::int64_t n = 256 * page / 4;
+  const nlohmann::json h = {{"v", {{"dtype", "F32"}, {"shape", {n}}, {"data_offsets", {0, n * 4}}}}};
+  const std::string path =
+      write_file(dir, "shared.safetensors", safetensors_bytes(h, std::string(static_cast<std::size_t>(n * 4), '\x01'), 64));
+  auto file = MappedSafetensors::open(path);
+  const at::Tensor v = file->tensor(*file->find("v"));
+  const auto touch = [](const at::Tensor& t) {
+    // Plain reads (no LibTorch call: the forked child below must not use its thread pools).
+    const auto* p = static_cast<const volatile unsigned char*>(t.data_ptr());
+    unsigned sum = 0;
+    for (std::size_t i = 0; i < t.nbytes(); i += 512) sum += p[i];
+    return sum;
+  };
+  REQUIRE(touch(v) > 0);
+  const auto [rss_alone, pss_alone] = smaps_of(v.data_ptr());
+  if (rss_alone < 0) WARN("WANRT_SKIP: /proc/self/smaps is not readable here");
+  REQUIRE(rss_alone >= n * 4);
+
+  int ready[2], done[2];
+  REQUIRE(::pipe(ready) == 0);
+  REQUIRE(::pipe(done) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // A second process: its own mapping of the file, every page touched, then wait.
+    auto mine = MappedSafetensors::open(path);
+    const at::Tensor w = mine->tensor(*mine->find("v"));
+    const unsigned sum = touch(w);
+    char c = sum > 0 ? 'y' : 'n';
+    (void)!::write(ready[1], &c, 1);
+    (void)!::read(done[0], &c, 1);
+    ::_exit(0);
+  }
+  char c = 0;
+  REQUIRE(::read(ready[0], &c, 1) == 1);
+  CHECK(c == 'y');
+  const auto [rss, pss] = smaps_of(v.data_ptr());
+  (void)!::write(done[1], &c, 1);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  for (int fd : {ready[0], ready[1], done[0], done[1]}) ::close(fd);
+  INFO("alone: Rss " << rss_alone << " Pss " << pss_alone << "; shared: Rss " << rss << " Pss "
+                     << pss);
+  CHECK(rss == rss_alone);
+  // Each page is counted half to each process: the pages are one copy, shared.
+  CHECK(pss <= rss * 6 / 10);
+  CHECK(pss >= rss * 4 / 10);
 }

@@ -215,6 +215,26 @@ def test_format_1_and_2_hold_the_same_weights(t2v_bundle, tokenizer, tmp_path):
             {k: v for k, v in doc2["components"][name].items() if k not in ("sha256", "weights", "weights_sha256")}
 
 
+def test_convert_round_trip(t2v_bundle, tmp_path):
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    assert main(["convert", "--in", str(t2v_bundle), "--out", str(v1), "--format", "1"]) == 0
+    assert main(["convert", "--in", str(v1), "--out", str(v2)]) == 0
+    d0, d1, d2 = (mf.read_yaml(p / "wanrt.yaml") for p in (t2v_bundle, v1, v2))
+    assert (d1["format_version"], d2["format_version"]) == (1, 2)
+    assert not list(v1.glob("*.safetensors"))
+    for name, entry in d0["components"].items():
+        # Back in format 2 the weights files are the exporter's, byte for byte.
+        assert d2["components"][name]["weights_sha256"] == entry["weights_sha256"], name
+        assert _sha(v2 / entry["weights"]) == entry["weights_sha256"]
+        assert list(d2["components"][name]) == list(entry)
+        a, b = wt.component_state_dict(v1, d1["components"][name]), wt.component_state_dict(t2v_bundle, entry)
+        assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a), name
+        assert d1["components"][name]["sha256"] == _sha(v1 / entry["file"])
+    assert {k: v for k, v in d2.items() if k != "components"} == {k: v for k, v in d0.items() if k != "components"}
+    # Refuses to overwrite, and a profile has nothing to convert.
+    assert main(["convert", "--in", str(t2v_bundle), "--out", str(v1)]) == 1
+
+
 def test_bf16_casting_honours_keep_fp32(tmp_path, tokenizer):
     cfg = get_config("tiny-ti2v")
     out = tmp_path / "bf16"

@@ -4,6 +4,7 @@
          [--attention math|sdpa] [--format 2|1]
   export --checkpoint-dir DIR --model ti2v-5b|t2v-a14b|i2v-a14b --out DIR [--dtype D] [--force]
          [--allow-nonstandard] [--attention math|sdpa] [--format 2|1]
+  convert --in DIR --out DIR [--format 2|1] [--force]
   profiles --out DIR
   tiny-bundles --out DIR [--force] [--attention math|sdpa] [--format 2|1]
 
@@ -56,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="spiece.model for --random-weights (default: train the tiny test tokenizer)")
     e.add_argument("--allow-nonstandard", action="store_true",
                    help="accept a checkpoint whose sizes differ from the official model (tests, research)")
+
+    cv = sub.add_parser("convert", help="rewrite a bundle in another format (same weights)")
+    cv.add_argument("--in", dest="inp", type=Path, required=True, metavar="DIR", help="the bundle to read")
+    cv.add_argument("--out", type=Path, required=True, metavar="DIR", help="bundle directory to create")
+    cv.add_argument("--format", type=int, choices=FORMAT_VERSIONS, default=FORMAT_VERSION,
+                    help="format to write (default: %(default)s)")
+    cv.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
 
     pr = sub.add_parser("profiles", help="write the planning profiles of the real models")
     pr.add_argument("--out", type=Path, required=True, metavar="DIR")
@@ -133,6 +141,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         host_allocator.configure()
         if a.command == "profiles":
             return _cmd_profiles(a)
+        if a.command == "convert":
+            from .export import convert_bundle
+            convert_bundle(a.inp, a.out, a.format, _progress, a.force)
+            return 0
         with attn.use(a.attention):
             return _cmd_export(p, a) if a.command == "export" else _cmd_tiny(a)
     except KeyboardInterrupt:

@@ -386,6 +386,64 @@ def export_random(config_name: str, seed: int, out_dir: Path, dtype: str = "fp32
                              dtype, progress, force, format_version)
 
 
+def convert_bundle(in_dir: Path, out_dir: Path, format_version: int = mf.FORMAT_VERSION,
+                   progress: Progress = None, force: bool = False) -> dict:
+    """Rewrite bundle `in_dir` in format `format_version` at `out_dir`: the same code, weights,
+    tokenizer and manifest (hashes and, for format 2, weights files updated). One component is
+    in memory at a time; atomic like export_bundle."""
+    if format_version not in mf.FORMAT_VERSIONS:
+        raise ExportError(f"format must be one of {', '.join(map(str, mf.FORMAT_VERSIONS))}, got {format_version}")
+    in_dir, out_dir = Path(in_dir).absolute(), Path(out_dir).absolute()
+    if not (in_dir / "wanrt.yaml").is_file():
+        raise ExportError(f"{in_dir} is not a bundle (no wanrt.yaml)")
+    check_out_dir(out_dir, force)
+    say = progress or (lambda msg: None)
+    doc = mf.read_yaml(in_dir / "wanrt.yaml")
+    if doc.get("profile"):
+        raise ExportError(f"{in_dir / 'wanrt.yaml'} is a planning profile; it has no weights to convert")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        components = doc["components"]
+        for i, (comp, entry) in enumerate(components.items()):
+            say(f"[{i + 1}/{len(components)}] {comp}: reading format {doc['format_version']}")
+            scripted = wt.load_component(in_dir, entry)
+            entry = {k: v for k, v in entry.items() if k not in ("weights", "weights_sha256")}
+            if format_version >= 2:
+                wfile = mf.weights_file(comp)
+                blocks = entry["contract"].get("blocks") or None
+                wt.write_weights(scripted, tmp / wfile, comp, blocks)
+                _fsync(tmp / wfile)
+                weights = {"weights": wfile, "weights_sha256": sha256_file(tmp / wfile, progress)}
+                wt.strip_scripted_(scripted)
+            ts.save(scripted, str(tmp / entry["file"]))
+            del scripted
+            _fsync(tmp / entry["file"])
+            entry["sha256"] = sha256_file(tmp / entry["file"], progress)
+            if format_version >= 2:
+                # Keep the manifest's key order: weights right after file and sha256.
+                keys = list(entry)
+                at = keys.index("sha256") + 1
+                entry = dict(list(entry.items())[:at] + list(weights.items()) + list(entry.items())[at:])
+            components[comp] = entry
+            say(f"[{i + 1}/{len(components)}] {comp}: wrote format {format_version}")
+        tok = doc["tokenizer"]["file"]
+        (tmp / tok).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(in_dir / tok, tmp / tok)
+        doc["format_version"] = format_version
+        mf.write_yaml(doc, tmp / "wanrt.yaml")
+        _fsync(tmp / "wanrt.yaml")
+        _commit(tmp, out_dir, force)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    say(f"bundle converted to format {format_version} at {out_dir}")
+    return doc
+
+
 # ---------------------------------------------------------------------------------------------
 # Profiles
 

@@ -69,6 +69,25 @@ def strip_parameters_(scripted: torch.jit.ScriptModule, module: nn.Module) -> to
     return scripted
 
 
+def _set_slot(scripted: torch.jit.ScriptModule, name: str, value: torch.Tensor) -> None:
+    """Replace the attribute slot `name` ("blocks.0.ffn.0.weight") of a scripted module
+    (assigning .data would not reach the scripted code)."""
+    *path, leaf = name.split(".")
+    target = scripted
+    for part in path:
+        target = getattr(target, part)
+    target._c.setattr(leaf, value)
+
+
+def strip_scripted_(scripted: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
+    """strip_parameters_ for a scripted module on its own (e.g. one loaded from a format 1
+    file): every parameter slot gets a placeholder."""
+    for name, p in list(scripted.named_parameters()):
+        _set_slot(scripted, name, nn.Parameter(torch.zeros(1, dtype=p.dtype).expand(p.shape),
+                                               requires_grad=p.requires_grad))
+    return scripted
+
+
 def _parameter_names(scripted: torch.jit.ScriptModule) -> List[str]:
     return [name for name, _ in scripted.named_parameters()]
 
@@ -103,11 +122,6 @@ def load_component(root: PathLike, entry: dict) -> torch.jit.ScriptModule:
                 if t.shape != p.shape or t.dtype != p.dtype:
                     raise ValueError(f"{root / weights}: tensor '{name}' is {t.dtype}{list(t.shape)}, "
                                      f"the module's parameter {p.dtype}{list(p.shape)}")
-                # Replace the slot (assigning .data would not reach the scripted code).
-                *path, leaf = name.split(".")
-                target = scripted
-                for part in path:
-                    target = getattr(target, part)
                 # As a parameter like the placeholder (requires_grad decides kernels, e.g. SDPA's).
-                target._c.setattr(leaf, nn.Parameter(t, requires_grad=p.requires_grad))
+                _set_slot(scripted, name, nn.Parameter(t, requires_grad=p.requires_grad))
     return scripted

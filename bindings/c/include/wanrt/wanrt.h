@@ -75,7 +75,7 @@ typedef struct wanrt_open_options {
   const char* device;         /* "cpu", "cuda", "cuda:N" */
   const char* dtype;          /* "fp32", "bf16", "fp16" */
   const char* offload;        /* "none", "model", "sequential", "full" */
-  const char* host_residency; /* "all", "on_demand" */
+  const char* host_residency; /* "all", "on_demand", "disk" */
   int64_t vram_budget;        /* device bytes the weights may hold; 0: none */
   int auto_optimize;          /* non-zero: plan every request for this machine (default 0) */
   int fallback;               /* non-zero: after out-of-memory, step the plan down (default 1) */
