@@ -7,7 +7,8 @@
 // Prints one JSON object per line: component, load_s, rss/anon/file bytes after load (and
 // after touching: a sum over every parameter, which faults every mapped page in), then with
 // --hold the Pss/Rss of the process from /proc/self/smaps_rollup after SECONDS (another
-// process started meanwhile shares the mapped pages). --quick: the first component only.
+// process started meanwhile shares the mapped pages), then SECONDS more before it exits.
+// --quick: the first component only. Memory figures are bytes.
 #include <fmt/format.h>
 
 #include <unistd.h>
@@ -111,6 +112,10 @@ int main(int argc, char** argv) {
                  read_proc_kib_field("/proc/self/smaps_rollup", "Pss"),
                  read_proc_kib_field("/proc/self/smaps_rollup", "Pss_File"),
                  read_proc_kib_field("/proc/self/smaps_rollup", "Pss_Anon"));
+      std::fflush(stdout);
+      // Stay as long again, so that a process started up to SECONDS later measures while this
+      // one still holds the bundle.
+      std::this_thread::sleep_for(std::chrono::seconds(hold));
     }
   } catch (const wanrt::Error& e) {
     fmt::print(stderr, "{}\n", wanrt::format_error(e));

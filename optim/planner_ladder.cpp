@@ -369,9 +369,14 @@ void Planner::cpu_user_offload() {
     }
   }
   summarize_streaming();
+  // With host residency disk the streaming decides what RAM holds: estimate again.
+  if (plan_.host_residency == HostResidency::kDisk) est_ = evaluate(plan_);
   decide("offload", offload_name(policy),
-         "given by the user; without a GPU the weights stay in RAM, so it changes only the "
-         "residency ledger (acquire/release in the order a GPU run would use)",
+         plan_.host_residency == HostResidency::kDisk
+             ? "given by the user; with host residency disk the streamed blocks are what RAM "
+               "holds of the weights (paged in from the weights file, dropped after use)"
+             : "given by the user; without a GPU the weights stay in RAM, so it changes only "
+               "the residency ledger (acquire/release in the order a GPU run would use)",
          true);
 }
 
