@@ -165,15 +165,20 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
         // a unit and are dropped after; a streamed component holds its non-block weights and
         // the blocks resident or in flight. Nothing is read through the heap.
         if (u.first() >= 0 && i >= u.first() && i <= u.last()) {
-          std::int64_t bytes = c.bytes_at(cp.storage);
+          std::int64_t bytes = c.bytes_at(cp.storage) - c.sparse_bytes;
           std::string why = "paged in from the weights file while in use";
           if (streamed(c, cp)) {
             const int k = cp.blocks_resident;
             const int in_flight = std::min(c.num_blocks() - k, 1 + std::max(0, cp.prefetch));
-            bytes = c.non_block_at(cp.storage) + (k + in_flight) * c.max_block_at(cp.storage);
+            bytes = c.non_block_at(cp.storage) - c.sparse_bytes +
+                    (k + in_flight) * c.max_block_at(cp.storage);
             why = fmt::format("paged from the weights file: non-block {} + {} block(s) x {}",
-                              format_gib(c.non_block_at(cp.storage)), k + in_flight,
-                              format_gib(c.max_block_at(cp.storage)));
+                              format_gib(c.non_block_at(cp.storage) - c.sparse_bytes),
+                              k + in_flight, format_gib(c.max_block_at(cp.storage)));
+          }
+          if (c.sparse_bytes > 0) {
+            why += fmt::format(" (without the {} token embedding: only the rows read are paged in)",
+                               format_gib(c.sparse_bytes));
           }
           se.host.push_back(
               make_memory_item(c.name + " weights", bytes, MemoryItem::kWeights, why));
@@ -183,9 +188,15 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
                             // stays loaded like "all".
                             plan.host_residency == HostResidency::kDisk ? HostResidency::kAll
                                                                         : plan.host_residency)) {
+        // Mapped weights used in place on the CPU (format 2, not cast at load): only the rows
+        // read of a lookup table are paged in. (For a GPU the host copy is a pinned copy.)
+        const bool mapped = requirements.mapped_weights && cp.storage == c.stored &&
+                            (!gpu || cp.placement == Placement::kCpu);
         se.host.push_back(
-            make_memory_item(c.name + " weights", c.bytes_at(cp.storage), MemoryItem::kWeights,
-                 fmt::format("{} host copy ({}{})", dtype_name(cp.storage),
+            make_memory_item(c.name + " weights",
+                 c.bytes_at(cp.storage) - (mapped ? c.sparse_bytes : 0), MemoryItem::kWeights,
+                 fmt::format("{} {} ({}{})", dtype_name(cp.storage),
+                             mapped ? "mapped from the weights file" : "host copy",
                              cp.placement == Placement::kCpu ? "runs on the CPU"
                              : streamed(c, cp)               ? "pinned, streamed from"
                                                              : "offloaded",

@@ -34,6 +34,10 @@ struct ComponentRequirement {
   std::int64_t stored_bytes = 0;          ///< bytes as stored
   std::int64_t non_block_bytes = 0;       ///< stored bytes outside the blocks
   std::vector<std::int64_t> block_bytes;  ///< stored bytes per streamable block
+  /// Stored bytes of lookup tables a run reads a few rows of (the text encoder's token
+  /// embedding, outside the blocks): with memory-mapped weights only the rows read are paged
+  /// in, so host estimates leave them out.
+  std::int64_t sparse_bytes = 0;
   std::vector<std::string> inputs;        ///< contract inputs ("x", "t", "context")
   std::vector<std::string> methods;       ///< contract methods
   std::vector<std::string> needs;         ///< inputs produced by other components

@@ -34,7 +34,7 @@ Engine::Engine(const std::string& bundle_dir, EngineOptions options)
     const OptimizationResult planned = wan22::plan_request(
         bundle_, defaults, options_.settings, {}, machine_within_budget(options_.vram_budget));
     for (const ComponentPlan& c : planned.plan.components) model_options.storage[c.name] = c.storage;
-    model_options.preload = planned.plan.host_residency != HostResidency::kOnDemand;
+    model_options.preload = planned.plan.host_residency == HostResidency::kAll;
   }
   model_ = wan22::Model::load(bundle_, model_options);
 }

@@ -94,6 +94,7 @@ TextEncoderDims read_text_encoder_dims(const BundleManifest& m) {
   t.num_heads = f.get<int>(n, "num_heads");
   t.num_layers = f.get<int>(n, "num_layers");
   t.num_buckets = f.get<int>(n, "num_buckets");
+  t.vocab_size = f.get<std::int64_t>(n, "vocab_size");
   t.text_len = f.get<int>(arch_section(m, "dit"), "text_len");
   return t;
 }
@@ -490,6 +491,8 @@ ModelRequirements wan_requirements(const BundleManifest& m) {
     switch (c.role) {
       case ComponentRole::kTextEncoder:
         c.needs = {"token ids (tokenizer)"};
+        // The token embedding: a run reads the rows of its prompts' tokens only.
+        c.sparse_bytes = te.vocab_size * te.dim * dtype_size(c.stored);
         break;
       case ComponentRole::kDenoiser:
         c.needs = {"context (text_encoder output)", "noise latents"};

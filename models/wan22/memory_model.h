@@ -29,6 +29,7 @@ struct DitDims {
 /// Text encoder (umT5) sizes (architecture.text_encoder; text_len from the DiT).
 struct TextEncoderDims {
   int dim = 0, dim_ffn = 0, num_heads = 0, num_layers = 0, num_buckets = 0, text_len = 0;
+  std::int64_t vocab_size = 0;
 };
 
 /// VAE sizes (architecture.vae).

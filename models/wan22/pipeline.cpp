@@ -12,8 +12,10 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& bundle_dir, const Lo
   model_options.threads = options.threads;
   model_options.jit_optimize = options.jit_optimize;
   model_options.hash_progress = options.hash_progress;
-  model_options.preload =
-      !(options.plan && options.plan->host_residency == HostResidency::kOnDemand);
+  // on_demand and disk load each component at its first use (disk: mapping a format 2 file
+  // costs nothing, and a component a run never reaches, such as an expert below the MoE
+  // boundary in a short run, is never mapped).
+  model_options.preload = !(options.plan && options.plan->host_residency != HostResidency::kAll);
   // The one session's storage dtypes are the model's: its casts need no second copy.
   if (options.plan) {
     for (const ComponentPlan& c : options.plan->components) model_options.storage[c.name] = c.storage;

@@ -215,7 +215,8 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
   if (plan.on_gpu()) p.backend = make_cuda_backend(cuda_device_index(plan.device));
   p.on_demand = plan.host_residency == HostResidency::kOnDemand;
   p.residency = OptimizationManager().apply_memory_optimizations({}, plan, options.vram_budget);
-  if (!p.on_demand) {
+  // on_demand and disk take each component at its first use (disk keeps it afterwards).
+  if (plan.host_residency == HostResidency::kAll) {
     for (const std::string& name : p.model->spec().components()) p.take(name);
   }
   p.fallback = options.fallback;

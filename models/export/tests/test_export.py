@@ -215,6 +215,22 @@ def test_format_1_and_2_hold_the_same_weights(t2v_bundle, tokenizer, tmp_path):
             {k: v for k, v in doc2["components"][name].items() if k not in ("sha256", "weights", "weights_sha256")}
 
 
+def test_streamed_random_weights_equal_the_module_path(tmp_path):
+    """Format 2 random exports stream each parameter into the file from a meta module; the
+    bytes must be those of the materialised, randomised and cast module."""
+    cfg = get_config("tiny-t2v-moe")
+    for comp in ["text_encoder", "dit_low_noise"]:
+        for dtype in ["fp32", "bf16"]:
+            rc = ex.RandomComponent(cfg, comp, 5, dtype)
+            module = rc()
+            assert all(p.device.type == "cpu" for p in module.parameters())
+            wt.write_weights(module, tmp_path / "module.st", comp, "blocks")
+            meta = rc.meta()
+            assert all(p.is_meta for p in meta.parameters())
+            ex.write_random_weights(meta, rc.seed_value, tmp_path / "streamed.st", comp, "blocks")
+            assert (tmp_path / "module.st").read_bytes() == (tmp_path / "streamed.st").read_bytes(), (comp, dtype)
+
+
 def test_convert_round_trip(t2v_bundle, tmp_path):
     v1, v2 = tmp_path / "v1", tmp_path / "v2"
     assert main(["convert", "--in", str(t2v_bundle), "--out", str(v1), "--format", "1"]) == 0

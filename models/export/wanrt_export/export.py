@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from . import attention as attn
 from . import manifest as mf
+from . import safetensors_io as st
 from . import torchscript as ts
 from . import weights as wt
 from .configs import ModelConfig, get_config
@@ -110,6 +111,20 @@ def _init_kind(name: str, p: torch.Tensor) -> str:
     return "fan_in"
 
 
+def _fill_random_(name: str, p: torch.Tensor, g: torch.Generator) -> None:
+    """Overwrite one parameter's data (see randomize_) with the next draws of `g`."""
+    kind = _init_kind(name, p)
+    if kind == "fan_in":
+        scale, offset = 1.0 / math.sqrt(max(1, p.numel() // max(1, p.shape[0]))), 0.0
+    else:
+        scale, offset = {"modulation": (0.1, 0.0), "norm": (0.05, 1.0), "small": (0.02, 0.0)}[kind]
+    flat = p.view(p.shape[0], -1) if p.dim() >= 1 and p.shape[0] > 0 else p.view(1, -1)
+    rows = max(1, (1 << 26) // max(1, flat.shape[1]))
+    for r in range(0, flat.shape[0], rows):
+        part = torch.randn(flat[r:r + rows].shape, generator=g, dtype=torch.float32)
+        flat[r:r + rows].copy_(part.mul_(scale).add_(offset))
+
+
 def randomize_(module: nn.Module, seed: int) -> nn.Module:
     """Overwrite every parameter deterministically from `seed`.
 
@@ -123,19 +138,29 @@ def randomize_(module: nn.Module, seed: int) -> nn.Module:
     g = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         for name, p in module.named_parameters():
-            if not p.is_floating_point():
-                continue
-            kind = _init_kind(name, p)
-            if kind == "fan_in":
-                scale, offset = 1.0 / math.sqrt(max(1, p.numel() // max(1, p.shape[0]))), 0.0
-            else:
-                scale, offset = {"modulation": (0.1, 0.0), "norm": (0.05, 1.0), "small": (0.02, 0.0)}[kind]
-            flat = p.data.view(p.shape[0], -1) if p.dim() >= 1 and p.shape[0] > 0 else p.data.view(1, -1)
-            rows = max(1, (1 << 26) // max(1, flat.shape[1]))
-            for r in range(0, flat.shape[0], rows):
-                part = torch.randn(flat[r:r + rows].shape, generator=g, dtype=torch.float32)
-                flat[r:r + rows].copy_(part.mul_(scale).add_(offset))
+            if p.is_floating_point():
+                _fill_random_(name, p.data, g)
     return module
+
+
+def write_random_weights(meta: nn.Module, seed: int, path: Path, component: str,
+                         blocks_attr: Optional[str]) -> None:
+    """The format 2 weights file of `meta` (a module on the meta device, in its stored dtypes)
+    filled as randomize_(module, seed) would fill it, byte for byte, one parameter in memory
+    at a time: a real-size component is written without ever being held whole."""
+    order = wt.weight_order(meta, blocks_attr)
+    specs = [(name, p.dtype, tuple(p.shape)) for name, p in order]
+    g = torch.Generator().manual_seed(int(seed))
+    with st.TensorWriter(path, specs, metadata={wt.META_COMPONENT: component, wt.META_FORMAT: "2"},
+                         alignment=wt.DATA_ALIGNMENT) as out, torch.no_grad():
+        for name, p in meta.named_parameters():  # randomize_'s order: the generator's draws
+            t = torch.empty(p.shape, dtype=p.dtype)
+            if p.is_floating_point():
+                _fill_random_(name, t, g)
+            else:
+                t.zero_()
+            out.write(name, t)
+            del t
 
 
 def random_module(cfg: ModelConfig, component: str, seed: int, dtype: str = "fp32") -> nn.Module:
@@ -144,12 +169,36 @@ def random_module(cfg: ModelConfig, component: str, seed: int, dtype: str = "fp3
     return randomize_(m, seed * 16 + _SEED_SLOT[component])
 
 
+class RandomComponent:
+    """A component with deterministic random weights (random_module), made only when the
+    exporter reaches it: called, it builds the module; in format 2 the exporter instead takes
+    meta() and streams the weights straight into the file (write_random_weights), so a
+    real-size component is never held whole."""
+
+    def __init__(self, cfg: ModelConfig, component: str, seed: int, dtype: str):
+        self.cfg, self.component, self.seed, self.dtype = cfg, component, seed, dtype
+        self.seed_value = seed * 16 + _SEED_SLOT[component]
+
+    def __call__(self) -> nn.Module:
+        return random_module(self.cfg, self.component, self.seed, self.dtype)
+
+    def meta(self) -> Optional[nn.Module]:
+        """The module on the meta device in its stored dtypes, or None when it has buffers
+        (derived constants that must be computed, so it is built for real)."""
+        sdt = mf.DTYPES["fp32" if self.component == "vae" else self.dtype]
+        m = build_module(self.cfg, self.component, device="meta",
+                         dtype=None if self.component == "vae" else sdt)
+        if next(iter(m.buffers()), None) is not None:
+            return None
+        return mf.cast_parameters_(m, sdt, keep_patterns(self.cfg, self.component))
+
+
 def random_modules(cfg: ModelConfig, seed: int, dtype: str = "fp32", lazy: bool = False) -> Dict[str, ModuleOrFactory]:
-    """All components of `cfg` with random weights; lazy=True returns factories instead
-    (for real sizes: each component is built only when the exporter reaches it)."""
+    """All components of `cfg` with random weights; lazy=True returns RandomComponent factories
+    instead (for real sizes: each component is made only when the exporter reaches it)."""
     out: Dict[str, ModuleOrFactory] = {}
     for c in mf.component_names(cfg):
-        factory = (lambda c=c: random_module(cfg, c, seed, dtype))
+        factory = RandomComponent(cfg, c, seed, dtype)
         out[c] = factory if lazy else factory()
     return out
 
@@ -318,8 +367,8 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
         attention: Set[Optional[str]] = set()
         for i, comp in enumerate(names):
             item = modules[comp]
-            module = item if isinstance(item, nn.Module) else item()
-            del item
+            meta = item.meta() if format_version >= 2 and isinstance(item, RandomComponent) else None
+            module = meta if meta is not None else item if isinstance(item, nn.Module) else item()
             comp_dtype = "fp32" if comp == "vae" else dtype
             keep = keep_patterns(cfg, comp)
             mf.cast_parameters_(module, mf.DTYPES[comp_dtype], keep)
@@ -332,7 +381,10 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
                 wfile = mf.weights_file(comp)
                 say(f"[{i + 1}/{len(names)}] {comp}: writing {wfile} "
                     f"({stats['parameters']:,} parameters, {human_bytes(stats['bytes'])} {comp_dtype})")
-                wt.write_weights(module, tmp / wfile, comp, blocks_attr)
+                if meta is not None:
+                    write_random_weights(meta, item.seed_value, tmp / wfile, comp, blocks_attr)
+                else:
+                    wt.write_weights(module, tmp / wfile, comp, blocks_attr)
                 _fsync(tmp / wfile)
                 weights = {"weights": wfile, "weights_sha256": sha256_file(tmp / wfile, progress)}
             say(f"[{i + 1}/{len(names)}] {comp}: scripting and saving {file}"
@@ -348,7 +400,7 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
             # (Placeholders keep each parameter's shape and dtype, so the sizes are the real ones.)
             entries[comp] = mf.component_entry(comp, module, comp_dtype, keep, file=file, sha256=sha, **weights)
             attention.add(module_attention(module))
-            del module
+            del module, meta, item
             written = sum(os.path.getsize(tmp / f) for f in (file, weights.get("weights")) if f)
             say(f"[{i + 1}/{len(names)}] {comp}: wrote {file}"
                 + (f" and {weights['weights']}" if weights else "") + f" ({human_bytes(written)})")

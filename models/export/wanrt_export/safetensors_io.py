@@ -217,6 +217,59 @@ def save_file(tensors: Dict[str, torch.Tensor], path: PathLike, metadata: Option
                 f.write(_tensor_bytes(t))
 
 
+class TensorWriter:
+    """A safetensors file written tensor by tensor, in any order: the header (names, dtypes,
+    shapes, offsets in `specs` order) is written first; write(name, tensor) puts each tensor's
+    bytes at its offset. close() checks that every tensor was written."""
+
+    def __init__(self, path: PathLike, specs, metadata: Optional[Dict[str, str]] = None,
+                 alignment: int = 8):
+        self.path = Path(path)
+        header: Dict[str, object] = {}
+        if metadata:
+            header["__metadata__"] = dict(metadata)
+        self._spans: Dict[str, Tuple[int, int, torch.dtype, Tuple[int, ...]]] = {}
+        offset = 0
+        for name, dtype, shape in specs:
+            nbytes = int(np.prod(shape, dtype=np.int64)) * torch.empty(0, dtype=dtype).element_size()
+            header[name] = {"dtype": dtype_name(dtype), "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+            self._spans[name] = (offset, nbytes, dtype, tuple(shape))
+            offset += nbytes
+        raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        raw += b" " * (-(8 + len(raw)) % alignment)
+        self._data_start = 8 + len(raw)
+        self._file = open(self.path, "wb")
+        self._file.write(struct.pack("<Q", len(raw)))
+        self._file.write(raw)
+        self._file.truncate(self._data_start + offset)
+        self._written: set = set()
+
+    def write(self, name: str, tensor: torch.Tensor) -> None:
+        offset, nbytes, dtype, shape = self._spans[name]
+        if tensor.dtype != dtype or tuple(tensor.shape) != shape:
+            raise SafetensorsError(f"{self.path}: tensor '{name}' is {tensor.dtype}{list(tensor.shape)}, "
+                                   f"the header says {dtype}{list(shape)}")
+        self._file.seek(self._data_start + offset)
+        if nbytes:
+            self._file.write(_tensor_bytes(tensor))
+        self._written.add(name)
+
+    def close(self) -> None:
+        self._file.close()
+        missing = [n for n in self._spans if n not in self._written]
+        if missing:
+            raise SafetensorsError(f"{self.path}: tensors never written: {missing[:5]}")
+
+    def __enter__(self) -> "TensorWriter":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._file.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # Sharded checkpoints
 
