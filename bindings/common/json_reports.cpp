@@ -231,6 +231,7 @@ nlohmann::json applied_plan_json(const RunContext& o, const OptimizationPlan& pl
           {"components", components_json(plan)},
           {"vram_budget_bytes", o.vram_budget > 0 ? nlohmann::json(o.vram_budget) : nlohmann::json()},
           {"ledger_peak_bytes", result.ledger_peak_bytes},
+          {"ledger_host_peak_bytes", result.ledger_host_peak_bytes},
           {"fallbacks", fallbacks}};
 }
 

@@ -315,6 +315,7 @@ GenerateResult Session::generate(const GenerateRequest& request, const Callbacks
   }
   end_stage("vae_decode");
   result.ledger_peak_bytes = residency.ledger().peak();
+  result.ledger_host_peak_bytes = residency.ledger().host_peak();
   result.fallbacks.assign(
       residency.fallbacks().begin() + static_cast<std::ptrdiff_t>(fallbacks_before),
       residency.fallbacks().end());

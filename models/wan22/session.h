@@ -66,6 +66,9 @@ struct GenerateResult {
   std::int64_t frame_count = 0;  ///< video frames produced (also when streamed)
   std::vector<FallbackStep> fallbacks;   ///< automatic fallbacks taken during this run
   std::int64_t ledger_peak_bytes = 0;    ///< the residency ledger's peak during this run
+  /// The ledger's host column peak during this run: weights paged in from mapped files (host
+  /// residency disk; 0 otherwise).
+  std::int64_t ledger_host_peak_bytes = 0;
   std::string plan_summary;              ///< the plan as applied at the end of the run
 };
 
