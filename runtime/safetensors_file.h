@@ -1,14 +1,13 @@
-// A safetensors file mapped read-only into memory, whose tensors are used in place.
-//
-// Layout: an 8-byte little-endian header length N, N bytes of JSON
-// {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}, then
-// the data section; offsets are relative to its start. The whole file is mapped with
+// A safetensors file mapped read-only into memory, whose tensors are used in place (layout:
+// runtime/safetensors_header.h). The whole file is mapped with
 // mmap(PROT_READ, MAP_PRIVATE): its pages come from the page cache, are loaded on first touch,
 // and are shared by every process that maps the same file. Tensors over the mapping are
 // read-only: writing to one is a bug and faults.
 #pragma once
 
 #include <ATen/core/Tensor.h>
+
+#include "runtime/safetensors_header.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -20,31 +19,6 @@
 #include <vector>
 
 namespace wanrt {
-
-/// One tensor of the header.
-struct SafetensorsEntry {
-  std::string name;
-  std::string dtype;                ///< the file's name ("F32", "BF16", ...)
-  at::ScalarType scalar_type{};     ///< the same as a LibTorch type
-  std::vector<std::int64_t> shape;
-  std::int64_t begin = 0, end = 0;  ///< byte range in the data section
-};
-
-/// A parsed and validated header.
-struct SafetensorsHeader {
-  std::vector<SafetensorsEntry> entries;  ///< in data order (by begin)
-  std::map<std::string, std::string> metadata;
-  std::int64_t data_start = 0;  ///< file offset of the data section (8 + N)
-};
-
-/// Parses the first `size` bytes of a safetensors file whose total size is `file_bytes`
-/// (`size` may be the whole file or at least its 8-byte length and header). Checks: the header
-/// length fits the file, the JSON is an object of entries with exactly dtype/shape/
-/// data_offsets, known dtypes, non-negative shapes, offsets that match dtype × shape, lie
-/// inside the data section and do not overlap. Error(kBundle) naming `what` (the file) and the
-/// tensor.
-SafetensorsHeader parse_safetensors_header(const char* data, std::size_t size,
-                                           std::int64_t file_bytes, const std::string& what);
 
 /// A safetensors file mapped into memory.
 class MappedSafetensors : public std::enable_shared_from_this<MappedSafetensors> {

@@ -13,6 +13,7 @@ PACKAGES=(
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
   python3-pytest python3-numpy python3-matplotlib python3-yaml python3-sentencepiece
   binutils python3-dev pybind11-dev python3-pybind11 python3-pip python3-pil
+  clang
 )
 
 missing=()

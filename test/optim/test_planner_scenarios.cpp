@@ -160,6 +160,7 @@ TEST_CASE("no GPU: the CPU plan fits RAM or says how much RAM would", "[optim]")
   const auto ti2v = plan("wan2.2-ti2v-5b", machine(0, 64));
   REQUIRE(ti2v.plan.feasible);
   CHECK(ti2v.plan.device == "cpu");
+  CHECK(ti2v.plan.host_residency == HostResidency::kAll);  // disk only when RAM demands it
   CHECK(ti2v.estimate.device_peak == 0);
   // Format 2 weights are memory-mapped: the A14B experts (27 GiB each) page in block by block,
   // so 32 GB of RAM is enough; with the weights read onto the heap (format 1) it is not.
