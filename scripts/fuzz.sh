@@ -25,7 +25,7 @@ if [ ! -f "$build/build.ninja" ]; then
     exit 1
   fi
 fi
-targets=(fuzz_safetensors_header)
+targets=(fuzz_safetensors_header fuzz_manifest)
 cmake --build "$build" --target "${targets[@]}"
 
 # Seeds: headers of our own weights files (the tiny bundles' when a build exported them) and a
@@ -46,6 +46,14 @@ write("two", {"a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]},
 write("empty", {})
 write("scalar", {"s": {"dtype": "I64", "shape": [], "data_offsets": [0, 8]}}, bytes(8))
 PY
+
+# The manifest reader: our own manifests and profiles.
+corpus="$build/corpus/fuzz_manifest"
+mkdir -p "$corpus"
+cp models/profiles/*.yaml "$corpus/"
+for f in build/*/tiny-bundles/*/wanrt.yaml; do
+  [ -f "$f" ] && cp "$f" "$corpus/$(basename "$(dirname "$f")").yaml"
+done
 
 status=0
 for t in "${targets[@]}"; do
