@@ -25,7 +25,7 @@ if [ ! -f "$build/build.ninja" ]; then
     exit 1
   fi
 fi
-targets=(fuzz_safetensors_header fuzz_manifest)
+targets=(fuzz_safetensors_header fuzz_manifest fuzz_optim_config fuzz_request_parsers fuzz_text_clean)
 cmake --build "$build" --target "${targets[@]}"
 
 # Seeds: headers of our own weights files (the tiny bundles' when a build exported them) and a
@@ -54,6 +54,16 @@ cp models/profiles/*.yaml "$corpus/"
 for f in build/*/tiny-bundles/*/wanrt.yaml; do
   [ -f "$f" ] && cp "$f" "$corpus/$(basename "$(dirname "$f")").yaml"
 done
+
+# The optimization config, the request parsers, prompt cleaning: our own examples.
+mkdir -p "$build/corpus/fuzz_optim_config" "$build/corpus/fuzz_request_parsers" "$build/corpus/fuzz_text_clean"
+printf 'performance_priority: balanced\nmax_chunk_size: 8\nvram_safety_margin_mb: 1024\n' > "$build/corpus/fuzz_optim_config/small"
+i=0
+for s in "\x00640x352" "\x011280x720" "\x016GiB" "\x0124000000" "\x02bf16" "\x03sequential" "\x04offload" "\x05sdpa"; do
+  printf "$s" > "$build/corpus/fuzz_request_parsers/seed$i"; i=$((i + 1))
+done
+printf 'a red fox &amp;amp; a &#x3000;cat\t\n' > "$build/corpus/fuzz_text_clean/html"
+printf '  ideographic\xe3\x80\x80space  ' > "$build/corpus/fuzz_text_clean/spaces"
 
 status=0
 for t in "${targets[@]}"; do
