@@ -159,8 +159,9 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
         }
       }
       // Host copies.
-      if (plan.host_residency == HostResidency::kDisk && requirements.mapped_weights &&
-          cp.storage == c.stored) {
+      // Weights used in place from a mapped file (format 2, not cast at load).
+      const bool in_file = requirements.mapped_weights && cp.storage == c.stored;
+      if (plan.host_residency == HostResidency::kDisk && in_file) {
         // Used in place from the mapped file: pages come in while the residency policy holds
         // a unit and are dropped after; a streamed component holds its non-block weights and
         // the blocks resident or in flight. Nothing is read through the heap.
@@ -170,11 +171,11 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
           if (streamed(c, cp)) {
             const int k = cp.blocks_resident;
             const int in_flight = std::min(c.num_blocks() - k, 1 + std::max(0, cp.prefetch));
-            bytes = c.non_block_at(cp.storage) - c.sparse_bytes +
-                    (k + in_flight) * c.max_block_at(cp.storage);
+            const std::int64_t non_block = c.non_block_at(cp.storage) - c.sparse_bytes;
+            bytes = non_block + (k + in_flight) * c.max_block_at(cp.storage);
             why = fmt::format("paged from the weights file: non-block {} + {} block(s) x {}",
-                              format_gib(c.non_block_at(cp.storage) - c.sparse_bytes),
-                              k + in_flight, format_gib(c.max_block_at(cp.storage)));
+                              format_gib(non_block), k + in_flight,
+                              format_gib(c.max_block_at(cp.storage)));
           }
           if (c.sparse_bytes > 0) {
             why += fmt::format(" (without the {} token embedding: only the rows read are paged in)",
@@ -188,10 +189,9 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
                             // stays loaded like "all".
                             plan.host_residency == HostResidency::kDisk ? HostResidency::kAll
                                                                         : plan.host_residency)) {
-        // Mapped weights used in place on the CPU (format 2, not cast at load): only the rows
-        // read of a lookup table are paged in. (For a GPU the host copy is a pinned copy.)
-        const bool mapped = requirements.mapped_weights && cp.storage == c.stored &&
-                            (!gpu || cp.placement == Placement::kCpu);
+        // Mapped weights used in place on the CPU: only the rows read of a lookup table are
+        // paged in. (For a GPU the host copy is a pinned copy.)
+        const bool mapped = in_file && (!gpu || cp.placement == Placement::kCpu);
         se.host.push_back(
             make_memory_item(c.name + " weights",
                  c.bytes_at(cp.storage) - (mapped ? c.sparse_bytes : 0), MemoryItem::kWeights,

@@ -134,6 +134,14 @@ AttentionKind parse_attention(const std::string& text, const std::string& what) 
   return parse_choice(text, what, choices);
 }
 
+HostResidency parse_host_residency(const std::string& text, const std::string& what) {
+  static const std::pair<const char*, HostResidency> choices[] = {
+      {"all", HostResidency::kAll},
+      {"on_demand", HostResidency::kOnDemand},
+      {"disk", HostResidency::kDisk}};
+  return parse_choice(text, what, choices);
+}
+
 std::int64_t parse_byte_size(const std::string& text, const std::string& what) {
   const auto bad = [&]() {
     return Error(ErrorCategory::kUsage, fmt::format("{} '{}' is not a byte size", what, text),

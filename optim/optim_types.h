@@ -64,6 +64,7 @@ Dtype parse_dtype(const std::string& text, const std::string& what);
 OffloadPolicy parse_offload(const std::string& text, const std::string& what);
 TextEncoderPlacement parse_text_encoder_placement(const std::string& text, const std::string& what);
 AttentionKind parse_attention(const std::string& text, const std::string& what);
+HostResidency parse_host_residency(const std::string& text, const std::string& what);
 
 /// "24GiB", "24 GB", "1.5TiB", "512MiB", "8G", "4096" (bytes). Binary (GiB) and decimal (GB)
 /// units are honoured; a bare G/M/K/T is binary. Error(kUsage) naming `what` otherwise.

@@ -329,18 +329,19 @@ const ResidencyManager::Managed& ResidencyManager::managed(const std::string& na
   return const_cast<ResidencyManager*>(this)->managed(name);
 }
 
+void ResidencyManager::record_acquire(Managed& m, int unit) {
+  const ModuleWeights& w = *m.weights;
+  // A CPU-placed component holds no device memory, but what it pages in is in the host column.
+  if (!m.on_device && w.paged_bytes(unit) == 0) return;
+  ledger_.acquire(m.component.name, w.unit_name(unit), m.on_device ? w.device_bytes(unit) : 0,
+                  w.paged_bytes(unit));  // may refuse: budget
+}
+
 void ResidencyManager::acquire_unit(Managed& m, int unit) {
   ModuleWeights& w = *m.weights;
   if (w.resident(unit)) return;
   const std::string& name = m.component.name;
-  if (m.on_device && !w.in_flight(unit)) {
-    // may refuse: budget
-    ledger_.acquire(name, w.unit_name(unit), w.device_bytes(unit), w.paged_bytes(unit));
-  } else if (!m.on_device && !w.in_flight(unit) && w.paged_bytes(unit) > 0) {
-    // A CPU-placed component holds no device memory, but what it pages in is in the host
-    // column.
-    ledger_.acquire(name, w.unit_name(unit), 0, w.paged_bytes(unit));
-  }
+  if (!w.in_flight(unit)) record_acquire(m, unit);  // a prefetched unit is recorded already
   try {
     w.acquire(unit);
   } catch (const std::exception& e) {
@@ -356,11 +357,7 @@ void ResidencyManager::prefetch_unit(Managed& m, int unit) {
   ModuleWeights& w = *m.weights;
   if (w.resident(unit) || w.in_flight(unit)) return;
   const std::string& name = m.component.name;
-  if (m.on_device) {
-    ledger_.acquire(name, w.unit_name(unit), w.device_bytes(unit), w.paged_bytes(unit));
-  } else if (w.paged_bytes(unit) > 0) {
-    ledger_.acquire(name, w.unit_name(unit), 0, w.paged_bytes(unit));
-  }
+  record_acquire(m, unit);
   try {
     w.prefetch(unit);
   } catch (const std::exception& e) {

@@ -132,6 +132,8 @@ class ResidencyManager {
   class Hooks;
   Managed& managed(const std::string& name);
   const Managed& managed(const std::string& name) const;
+  // Records unit `unit` coming in, in the ledger: device bytes and paged host bytes.
+  void record_acquire(Managed& m, int unit);
   void acquire_unit(Managed& m, int unit);
   void prefetch_unit(Managed& m, int unit);
   void release_unit(Managed& m, int unit);

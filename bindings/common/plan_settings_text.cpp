@@ -22,17 +22,7 @@ PlanSettings parse_plan_settings(const PlanSettingsText& t, const std::string& p
   }
   if (!t.attention.empty()) s.attention = parse_attention(t.attention, prefix + "attention");
   if (!t.host_residency.empty()) {
-    if (t.host_residency == "all") {
-      s.host_residency = HostResidency::kAll;
-    } else if (t.host_residency == "on_demand") {
-      s.host_residency = HostResidency::kOnDemand;
-    } else if (t.host_residency == "disk") {
-      s.host_residency = HostResidency::kDisk;
-    } else {
-      throw Error(ErrorCategory::kUsage,
-                  fmt::format("{}host-residency '{}' is not all, on_demand or disk", prefix,
-                              t.host_residency));
-    }
+    s.host_residency = parse_host_residency(t.host_residency, prefix + "host-residency");
   }
   if (t.blocks_resident && *t.blocks_resident < 0) {
     throw Error(ErrorCategory::kUsage,

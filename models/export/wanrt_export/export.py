@@ -317,6 +317,34 @@ def _commit(tmp: Path, out_dir: Path, force: bool) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _check_format(format_version: int) -> None:
+    if format_version not in mf.FORMAT_VERSIONS:
+        raise ExportError(f"format must be one of {', '.join(map(str, mf.FORMAT_VERSIONS))}, got {format_version}")
+
+
+def _saved(path: Path, progress: Progress) -> str:
+    """fsync a file just written and return its sha256."""
+    _fsync(path)
+    return sha256_file(path, progress)
+
+
+@contextlib.contextmanager
+def _staging(out_dir: Path, force: bool):
+    """A temporary directory beside `out_dir` (same filesystem) to write a bundle into: renamed
+    into place when the block ends, removed when it raises."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a bundle is an ordinary folder
+        yield tmp
+        _commit(tmp, out_dir, force)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def check_tokenizer(path: Path, cfg: ModelConfig) -> None:
     """The tokenizer must have umT5's special ids and fit the text encoder's vocabulary."""
     from .tokenizer import WanTokenizer
@@ -343,8 +371,7 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
     """
     if dtype not in mf.DTYPES:
         raise ExportError(f"dtype must be one of {', '.join(mf.DTYPES)}, got '{dtype}'")
-    if format_version not in mf.FORMAT_VERSIONS:
-        raise ExportError(f"format must be one of {', '.join(map(str, mf.FORMAT_VERSIONS))}, got {format_version}")
+    _check_format(format_version)
     out_dir = Path(out_dir).absolute()
     tokenizer_model = Path(tokenizer_model)
     check_out_dir(out_dir, force)
@@ -357,12 +384,7 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
     check_tokenizer(tokenizer_model, cfg)
     say = progress or (lambda msg: None)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a bundle is an ordinary folder
+    with _staging(out_dir, force) as tmp:
         entries = {}
         attention: Set[Optional[str]] = set()
         for i, comp in enumerate(names):
@@ -385,8 +407,7 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
                     write_random_weights(meta, item.seed_value, tmp / wfile, comp, blocks_attr)
                 else:
                     wt.write_weights(module, tmp / wfile, comp, blocks_attr)
-                _fsync(tmp / wfile)
-                weights = {"weights": wfile, "weights_sha256": sha256_file(tmp / wfile, progress)}
+                weights = {"weights": wfile, "weights_sha256": _saved(tmp / wfile, progress)}
             say(f"[{i + 1}/{len(names)}] {comp}: scripting and saving {file}"
                 + ("" if weights else f" ({stats['parameters']:,} parameters, "
                                       f"{human_bytes(stats['bytes'])} {comp_dtype})"))
@@ -395,8 +416,7 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
                 wt.strip_parameters_(scripted, module)
             ts.save(scripted, str(tmp / file))
             del scripted
-            _fsync(tmp / file)
-            sha = sha256_file(tmp / file, progress)
+            sha = _saved(tmp / file, progress)
             # (Placeholders keep each parameter's shape and dtype, so the sizes are the real ones.)
             entries[comp] = mf.component_entry(comp, module, comp_dtype, keep, file=file, sha256=sha, **weights)
             attention.add(module_attention(module))
@@ -416,10 +436,6 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
                                 format_version=format_version)
         mf.write_yaml(doc, tmp / "wanrt.yaml")
         _fsync(tmp / "wanrt.yaml")
-        _commit(tmp, out_dir, force)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     say(f"bundle {cfg.name} written to {out_dir}")
     return doc
 
@@ -443,8 +459,7 @@ def convert_bundle(in_dir: Path, out_dir: Path, format_version: int = mf.FORMAT_
     """Rewrite bundle `in_dir` in format `format_version` at `out_dir`: the same code, weights,
     tokenizer and manifest (hashes and, for format 2, weights files updated). One component is
     in memory at a time; atomic like export_bundle."""
-    if format_version not in mf.FORMAT_VERSIONS:
-        raise ExportError(f"format must be one of {', '.join(map(str, mf.FORMAT_VERSIONS))}, got {format_version}")
+    _check_format(format_version)
     in_dir, out_dir = Path(in_dir).absolute(), Path(out_dir).absolute()
     if not (in_dir / "wanrt.yaml").is_file():
         raise ExportError(f"{in_dir} is not a bundle (no wanrt.yaml)")
@@ -453,12 +468,7 @@ def convert_bundle(in_dir: Path, out_dir: Path, format_version: int = mf.FORMAT_
     doc = mf.read_yaml(in_dir / "wanrt.yaml")
     if doc.get("profile"):
         raise ExportError(f"{in_dir / 'wanrt.yaml'} is a planning profile; it has no weights to convert")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
+    with _staging(out_dir, force) as tmp:
         components = doc["components"]
         for i, (comp, entry) in enumerate(components.items()):
             say(f"[{i + 1}/{len(components)}] {comp}: reading format {doc['format_version']}")
@@ -468,13 +478,11 @@ def convert_bundle(in_dir: Path, out_dir: Path, format_version: int = mf.FORMAT_
                 wfile = mf.weights_file(comp)
                 blocks = entry["contract"].get("blocks") or None
                 wt.write_weights(scripted, tmp / wfile, comp, blocks)
-                _fsync(tmp / wfile)
-                weights = {"weights": wfile, "weights_sha256": sha256_file(tmp / wfile, progress)}
+                weights = {"weights": wfile, "weights_sha256": _saved(tmp / wfile, progress)}
                 wt.strip_scripted_(scripted)
             ts.save(scripted, str(tmp / entry["file"]))
             del scripted
-            _fsync(tmp / entry["file"])
-            entry["sha256"] = sha256_file(tmp / entry["file"], progress)
+            entry["sha256"] = _saved(tmp / entry["file"], progress)
             if format_version >= 2:
                 # Keep the manifest's key order: weights right after file and sha256.
                 keys = list(entry)
@@ -488,10 +496,6 @@ def convert_bundle(in_dir: Path, out_dir: Path, format_version: int = mf.FORMAT_
         doc["format_version"] = format_version
         mf.write_yaml(doc, tmp / "wanrt.yaml")
         _fsync(tmp / "wanrt.yaml")
-        _commit(tmp, out_dir, force)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     say(f"bundle converted to format {format_version} at {out_dir}")
     return doc
 

@@ -88,26 +88,10 @@ def strip_scripted_(scripted: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
     return scripted
 
 
-def _parameter_names(scripted: torch.jit.ScriptModule) -> List[str]:
-    return [name for name, _ in scripted.named_parameters()]
-
-
 def component_state_dict(root: PathLike, entry: dict) -> Dict[str, torch.Tensor]:
     """The state dict of a bundle component (parameters and buffers, stored dtypes), from its
     TorchScript file and, in format 2, its weights file."""
-    root = Path(root)
-    scripted = ts.load(str(root / entry["file"]))
-    sd = dict(scripted.state_dict())
-    weights = entry.get("weights")
-    if weights:
-        with st.SafetensorsFile(root / weights) as f:
-            names = _parameter_names(scripted)
-            missing = [n for n in names if n not in f]
-            if missing:
-                raise ValueError(f"{root / weights}: no tensor for parameter(s) {missing[:5]}")
-            for n in names:
-                sd[n] = f.get(n)
-    return sd
+    return {k: v.detach() for k, v in load_component(root, entry).state_dict().items()}
 
 
 def load_component(root: PathLike, entry: dict) -> torch.jit.ScriptModule:
