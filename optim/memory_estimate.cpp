@@ -158,6 +158,13 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
           se.device_fp32_weights += fp32;
         }
       }
+      if (c.lora_load_bytes > 0 && u.first() >= 0 && i == u.first()) {
+        // Counted where the component is first used; with host residency "all" the merge runs
+        // at model load, before this stage, so this errs high.
+        se.host.push_back(make_memory_item(
+            c.name + " LoRA merge", c.lora_load_bytes, MemoryItem::kWorkspace,
+            "LoRA tensors read and one parameter's float32 work space while merging at load"));
+      }
       // Host copies.
       // Weights used in place from a mapped file (format 2, not cast at load).
       const bool in_file = requirements.mapped_weights && cp.storage == c.stored;
@@ -183,6 +190,19 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
           }
           se.host.push_back(
               make_memory_item(c.name + " weights", bytes, MemoryItem::kWeights, why));
+          if (c.lora_merged_parameters > 0) {
+            // LoRA-merged tensors are heap copies: held while the component is, not paged. The
+            // share of them in the units counted above is not counted twice.
+            const std::int64_t merged = c.lora_merged_parameters * dtype_size(cp.storage);
+            const std::int64_t all_bytes = c.bytes_at(cp.storage) - c.sparse_bytes;
+            const std::int64_t extra =
+                all_bytes > 0 ? static_cast<std::int64_t>(static_cast<long double>(merged) *
+                                                          (all_bytes - bytes) / all_bytes)
+                              : 0;
+            se.host.push_back(make_memory_item(
+                c.name + " LoRA-merged weights", extra, MemoryItem::kWeights,
+                fmt::format("{} merged at load, held in RAM rather than paged", format_gib(merged))));
+          }
         }
       } else if (host_holds(cp, u, i,
                             // A component "disk" cannot page (format 1, or cast at load)

@@ -38,6 +38,11 @@ struct ComponentRequirement {
   /// embedding, outside the blocks): with memory-mapped weights only the rows read are paged
   /// in, so host estimates leave them out.
   std::int64_t sparse_bytes = 0;
+  /// LoRAs merged at load: elements of the parameters they rewrite (held as private copies in
+  /// the storage dtype, not as mapped pages), and the host bytes the merge needs while the
+  /// component loads (the LoRA tensors read, the float32 work space of one parameter).
+  std::int64_t lora_merged_parameters = 0;
+  std::int64_t lora_load_bytes = 0;
   std::vector<std::string> inputs;        ///< contract inputs ("x", "t", "context")
   std::vector<std::string> methods;       ///< contract methods
   std::vector<std::string> needs;         ///< inputs produced by other components

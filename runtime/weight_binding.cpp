@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/error.h"
+#include "runtime/parameter_slots.h"
 
 namespace wanrt {
 namespace {
@@ -17,34 +18,8 @@ constexpr const char* kHint =
     "the TorchScript file and the weights file do not belong together; re-export the bundle "
     "(python3 -m wanrt_export export ...)";
 
-struct ParameterSlot {
-  c10::intrusive_ptr<c10::ivalue::Object> owner;
-  std::size_t index = 0;
-  std::string name;
-  at::Tensor placeholder;
-};
-
 std::string describe(at::ScalarType type, c10::IntArrayRef shape) {
   return fmt::format("{}[{}]", c10::toString(type), fmt::join(shape, ", "));
-}
-
-std::vector<ParameterSlot> parameter_slots(const torch::jit::Module& module) {
-  std::vector<ParameterSlot> slots;
-  std::set<const c10::ivalue::Object*> seen;
-  for (const auto& named : module.named_modules()) {
-    const auto object = named.value._ivalue();
-    if (!seen.insert(object.get()).second) continue;
-    const auto type = named.value.type();
-    for (std::size_t i = 0; i < type->numAttributes(); ++i) {
-      if (!type->is_parameter(i)) continue;
-      const c10::IValue value = object->getSlot(i);
-      if (!value.isTensor()) continue;  // an optional parameter that is None
-      const std::string leaf = type->getAttributeName(i);
-      slots.push_back({object, i, named.name.empty() ? leaf : named.name + "." + leaf,
-                       value.toTensor()});
-    }
-  }
-  return slots;
 }
 
 }  // namespace
@@ -71,7 +46,7 @@ BoundWeights bind_weights(torch::jit::Module& module, std::shared_ptr<MappedSafe
     const SafetensorsEntry* e = file->find(s.name);
     if (!e) {
       // A tied parameter appears in the file under the name it was first reached by.
-      const auto tied = by_placeholder.find(s.placeholder.unsafeGetTensorImpl());
+      const auto tied = by_placeholder.find(s.tensor.unsafeGetTensorImpl());
       if (tied == by_placeholder.end()) {
         throw Error(ErrorCategory::kBundle,
                     fmt::format("{} has no tensor '{}' (a parameter of the module)", where,
@@ -80,17 +55,17 @@ BoundWeights bind_weights(torch::jit::Module& module, std::shared_ptr<MappedSafe
       }
       e = tied->second;
     }
-    if (e->scalar_type != s.placeholder.scalar_type() ||
-        c10::IntArrayRef(e->shape) != s.placeholder.sizes()) {
+    if (e->scalar_type != s.tensor.scalar_type() ||
+        c10::IntArrayRef(e->shape) != s.tensor.sizes()) {
       throw Error(ErrorCategory::kBundle,
                   fmt::format("{}: tensor '{}' is {}, but the module's parameter is {}", where,
                               s.name, describe(e->scalar_type, e->shape),
-                              describe(s.placeholder.scalar_type(), s.placeholder.sizes())),
+                              describe(s.tensor.scalar_type(), s.tensor.sizes())),
                   kHint);
     }
     entries[i] = e;
     used.insert(e->name);
-    by_placeholder.emplace(s.placeholder.unsafeGetTensorImpl(), e);
+    by_placeholder.emplace(s.tensor.unsafeGetTensorImpl(), e);
   }
   std::vector<std::string> unknown;
   for (const auto& e : file->header().entries) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -106,6 +107,7 @@ wanrt::wan22::GenerateRequest to_request(const wanrt_request* r) {
   if (r->guidance > 0) out.guidance = r->guidance;
   if (r->shift > 0) out.shift = r->shift;
   if (r->sampler) out.sampler = r->sampler;
+  if (r->preset) out.preset = r->preset;
   if (r->image_rgb) {
     if (r->image_width <= 0 || r->image_height <= 0) {
       throw Error(ErrorCategory::kUsage,
@@ -192,6 +194,34 @@ wanrt_status wanrt_open(const char* bundle_dir, const wanrt_open_options* option
     }
     engine.vram_budget = o.vram_budget;
     engine.fallback = o.fallback != 0;
+    if (o.lora_count < 0 || (o.lora_count > 0 && o.loras == nullptr)) {
+      throw Error(ErrorCategory::kUsage,
+                  fmt::format("lora_count {} with loras {}", o.lora_count,
+                              o.loras ? "set" : "NULL"),
+                  "point loras at lora_count wanrt_lora entries");
+    }
+    for (int i = 0; i < o.lora_count; ++i) {
+      const wanrt_lora& l = o.loras[i];
+      require(l.path, "loras[i].path");
+      const std::string experts = text_or_empty(l.experts);
+      wanrt::wan22::LoraSpec spec;
+      spec.path = l.path;
+      spec.strength = l.strength;
+      if (experts == "high") {
+        spec.experts = wanrt::wan22::LoraExperts::kHigh;
+      } else if (experts == "low") {
+        spec.experts = wanrt::wan22::LoraExperts::kLow;
+      } else if (!experts.empty() && experts != "all") {
+        throw Error(ErrorCategory::kUsage, fmt::format("loras[{}].experts '{}'", i, experts),
+                    "use NULL, \"all\", \"high\" or \"low\"");
+      }
+      if (!std::isfinite(spec.strength)) {
+        throw Error(ErrorCategory::kUsage, fmt::format("loras[{}].strength is not finite", i),
+                    "pass a number such as 1.0");
+      }
+      engine.loras.push_back(spec);
+    }
+    engine.lora_allow_partial = o.lora_allow_partial != 0;
     *model = new wanrt_model(wanrt::bindings::Engine(bundle_dir, engine));
   });
 }

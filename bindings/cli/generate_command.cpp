@@ -13,6 +13,7 @@
 #include "bindings/common/engine.h"
 #include "bindings/common/json_reports.h"
 #include "bindings/cli/commands.h"
+#include "bindings/cli/lora_flags.h"
 #include "bindings/cli/plan_flags.h"
 #include "bindings/cli/plan_report.h"
 #include "bindings/cli/progress_bar.h"
@@ -23,12 +24,13 @@
 #include "runtime/error.h"
 #include "io/image_reader.h"
 #include "io/video_writer.h"
+#include "models/wan22/scheduler.h"
 
 namespace wanrt::cli {
 namespace {
 
 struct GenerateOptions {
-  std::string model, prompt, negative_prompt, image, size, sampler, out = "output.mp4";
+  std::string model, prompt, negative_prompt, image, size, sampler, preset, out = "output.mp4";
   std::optional<int> frames, steps, chunk_frames, chunk_overlap, vae_tile;
   std::optional<double> guidance, shift;
   std::string blend;
@@ -39,6 +41,7 @@ struct GenerateOptions {
   // Memory optimization (docs/optimization.md).
   bool auto_optimize = false, no_fallback = false;
   PlanFlags flags;
+  LoraFlags loras;
   std::string vram_budget, optim_config;
 };
 
@@ -47,12 +50,14 @@ struct GenerateOptions {
 // with the flags fixed. A plan the estimate says does not fit is refused with its guidance.
 std::optional<OptimizationResult> plan_for(const GenerateOptions& o, const std::string& bundle,
                                            const wan22::GenerateRequest& request,
-                                           std::int64_t vram_budget) {
+                                           std::int64_t vram_budget,
+                                           const std::vector<wan22::LoraSpec>& loras) {
   if (!o.auto_optimize && !o.flags.any() && o.optim_config.empty()) return std::nullopt;
   const OptimizationConfig config =
       o.optim_config.empty() ? OptimizationConfig{} : load_optimization_config(o.optim_config);
   OptimizationResult result = wan22::plan_request(bundle, request, o.flags.settings(), config,
-                                                  bindings::machine_within_budget(vram_budget));
+                                                  bindings::machine_within_budget(vram_budget),
+                                                  loras);
   if (!result.feasible()) {
     print_result(result, false);
     throw Error(ErrorCategory::kResources,
@@ -102,12 +107,15 @@ int generate_once(const GenerateOptions& o, StopPoint& where) {
   request.guidance = o.guidance;
   request.shift = o.shift;
   if (!o.sampler.empty()) request.sampler = o.sampler;
+  if (!o.preset.empty()) request.preset = o.preset;
   if (!o.image.empty()) request.image = read_image(o.image);
   request.chunk_frames = o.chunk_frames;
   request.chunk_overlap = o.chunk_overlap;
   request.vae_tile = o.vae_tile;
   if (!o.blend.empty()) request.blend = o.blend;
-  const std::optional<OptimizationResult> planned = plan_for(o, bundle, request, vram_budget);
+  const std::vector<wan22::LoraSpec> loras = o.loras.specs();
+  const std::optional<OptimizationResult> planned =
+      plan_for(o, bundle, request, vram_budget, loras);
 
   wan22::LoadOptions load;
   load.verify = !o.no_verify;
@@ -115,6 +123,8 @@ int generate_once(const GenerateOptions& o, StopPoint& where) {
   load.vram_budget = vram_budget;
   load.fallback = !o.no_fallback;
   load.threads = o.threads;
+  load.loras = loras;
+  load.lora_allow_partial = o.loras.partial;
   load.hash_progress = [&bar, &where](const std::string& file, std::int64_t done,
                                       std::int64_t total) {
     const auto mib = [](std::int64_t b) { return static_cast<int>(b >> 20); };
@@ -233,7 +243,14 @@ CommandAction add_generate_command(CLI::App& app) {
   cmd->add_option("--seed", opts->seed, "Random seed; negative picks one at random")->default_val(0);
   cmd->add_option("-g,--guidance", opts->guidance, "Classifier-free guidance scale (both experts)");
   cmd->add_option("--shift", opts->shift, "Flow-matching sigma shift (default: the model's)");
-  cmd->add_option("--sampler", opts->sampler, "unipc (default) or euler")->check(CLI::IsMember({"unipc", "euler"}));
+  cmd->add_option("--sampler", opts->sampler,
+                  "unipc (Wan's default), euler, or lightning (Euler on the 4-step distilled "
+                  "schedule)")
+      ->check(CLI::IsMember(wan22::sampler_names()));
+  cmd->add_option("--preset", opts->preset,
+                  "Sampling preset: lightning = --sampler lightning --steps 4 --shift 5 "
+                  "--guidance 1, for the 4-step distilled LoRAs (options given explicitly win)")
+      ->check(CLI::IsMember({"lightning"}));
   cmd->add_option("--chunk-frames", opts->chunk_frames,
                   "Sliding-window denoising: windows of N video frames (4n+1, at most --frames)");
   cmd->add_option("--chunk-overlap", opts->chunk_overlap,
@@ -252,6 +269,7 @@ CommandAction add_generate_command(CLI::App& app) {
                 "Plan device, precision, offload and chunking for this machine (as `wanrun "
                 "plan`); refuse with guidance when nothing fits");
   opts->flags.add_to(cmd);
+  opts->loras.add_to(cmd);
   cmd->add_option("--vram-budget", opts->vram_budget,
                   "Device memory the weights may hold (e.g. 6GiB); exceeding it is handled like "
                   "an out-of-memory error: the plan steps down and the stage is retried");

@@ -3,18 +3,21 @@
 #include <algorithm>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "bindings/cli/cli_common.h"
 #include "bindings/common/json_reports.h"
 #include "bindings/cli/commands.h"
+#include "bindings/cli/lora_inspect.h"
 #include "models/wan22/model_spec.h"
 #include "runtime/bundle.h"
+#include "runtime/error.h"
 
 namespace wanrt::cli {
 namespace {
 
 struct InspectOptions {
-  std::string bundle;
+  std::string bundle, lora;
   bool verify = false, json = false;
 };
 
@@ -24,7 +27,28 @@ std::string join(const std::vector<std::string>& items) {
   return out;
 }
 
+int run_lora_inspect(const InspectOptions& o) {
+  std::optional<BundleManifest> m;
+  if (!o.bundle.empty()) {
+    BundleOptions options;
+    options.verify = o.verify;
+    m = read_bundle(o.bundle, options);
+  }
+  const nlohmann::json report = lora_report(o.lora, m ? &*m : nullptr);
+  if (o.json) {
+    fmt::print("{}\n", report.dump(2));
+  } else {
+    print_lora_report(report);
+  }
+  return 0;
+}
+
 int run_inspect(const InspectOptions& o) {
+  if (!o.lora.empty()) return run_lora_inspect(o);
+  if (o.bundle.empty()) {
+    throw Error(ErrorCategory::kUsage, "wanrun inspect needs a bundle directory or --lora FILE",
+                "e.g. wanrun inspect BUNDLE, or wanrun inspect --lora FILE [BUNDLE]");
+  }
   BundleOptions options;
   options.verify = o.verify;
   const BundleManifest m = read_bundle(o.bundle, options);
@@ -78,8 +102,13 @@ int run_inspect(const InspectOptions& o) {
 CommandAction add_inspect_command(CLI::App& app) {
   auto opts = std::make_shared<InspectOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "inspect", "Show a bundle's components, parameters, bytes, dtypes and contract");
-  cmd->add_option("bundle", opts->bundle, "Bundle directory")->required();
+      "inspect", "Show a bundle's components, parameters, bytes, dtypes and contract, or a LoRA "
+                 "file's layout and targets");
+  cmd->add_option("bundle", opts->bundle, "Bundle directory (with --lora: optional, to match the "
+                  "LoRA against its DiTs)");
+  cmd->add_option("--lora", opts->lora,
+                  "Show a LoRA file instead: layout, rank, alpha and effective scale, targets, and "
+                  "with a bundle how many of its modules match each DiT");
   cmd->add_flag("--verify", opts->verify, "Also check every file's sha256");
   cmd->add_flag("--json", opts->json, "Print JSON instead of a table");
   return [opts] { return run_inspect(*opts); };

@@ -4,13 +4,16 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include "bindings/cli/cli_common.h"
 #include "bindings/cli/commands.h"
+#include "bindings/cli/lora_flags.h"
 #include "bindings/cli/plan_flags.h"
 #include "bindings/cli/plan_report.h"
 #include "models/wan22/memory_model.h"
+#include "runtime/bundle.h"
 #include "runtime/error.h"
 
 namespace wanrt::cli {
@@ -21,6 +24,7 @@ struct PlanOptions {
   int frames = 0;
   bool image = false, json = false, details = false;
   PlanFlags flags;
+  LoraFlags loras;
   std::optional<int> frame_chunk, vae_tile;
   MachineOptions machine;
 };
@@ -32,13 +36,38 @@ PlanSettings settings_of(const PlanOptions& o) {
   return s;
 }
 
+// The LoRAs the estimate counts (their items are in the stage table: "<dit> LoRA merge" at
+// load, "<dit> LoRA-merged weights" with host residency disk).
+void print_loras(const wan22::WanLoras& loras) {
+  fmt::print("\nLoRAs merged at load (counted in the estimate above):\n");
+  for (const auto& [spec, file] : loras.files()) {
+    fmt::print("  {} strength {} on {} expert(s): {} tensor bytes, rank {}\n", spec.path,
+               spec.strength, wan22::lora_experts_name(spec.experts),
+               format_bytes(file->tensor_bytes()),
+               file->min_rank == file->max_rank
+                   ? fmt::format("{}", file->max_rank)
+                   : fmt::format("{}..{}", file->min_rank, file->max_rank));
+  }
+}
+
 int run_plan(const PlanOptions& o) {
   if (o.model.empty() == o.profile.empty()) {
     throw Error(ErrorCategory::kUsage, "wanrun plan needs exactly one of --model and --profile",
                 "e.g. --profile wan2.2-t2v-a14b, or --model BUNDLE_DIR");
   }
   const std::string source = o.model.empty() ? find_profile(o.profile) : o.model;
-  const OptimizationManager manager = wan22::make_optimization_manager(o.machine.config());
+  std::shared_ptr<const wan22::WanLoras> loras;
+  const std::vector<wan22::LoraSpec> lora_specs = o.loras.specs();
+  if (!lora_specs.empty()) {
+    BundleOptions sizes_only;
+    sizes_only.verify = false;
+    const BundleManifest m = std::filesystem::is_directory(source) ? read_bundle(source, sizes_only)
+                                                                   : read_profile(source);
+    loras = std::make_shared<const wan22::WanLoras>(wan22::read_wan_spec(m), lora_specs,
+                                                    o.loras.partial);
+    loras->check(m);  // a bundle's shapes (format 2); a profile has none to check
+  }
+  const OptimizationManager manager = wan22::make_optimization_manager(o.machine.config(), loras);
   Workload w;
   if (!o.size.empty()) std::tie(w.width, w.height) = parse_size(o.size);
   w.frames = o.frames;
@@ -49,6 +78,7 @@ int run_plan(const PlanOptions& o) {
     fmt::print("{}\n", result_json(result).dump(2));
   } else {
     print_result(result, o.details);
+    if (loras) print_loras(*loras);
   }
   if (!result.feasible()) {
     fmt::print(stderr, "error [resources]: {} at {}x{}, {} frames does not fit this machine{}\n",
@@ -73,6 +103,7 @@ CommandAction add_plan_command(CLI::App& app) {
   cmd->add_option("--frames", o->frames, "Frames, 4n+1 (default: the model's)");
   cmd->add_flag("--image", o->image, "Image-conditioned request (TI2V: per-token timesteps)");
   o->flags.add_to(cmd);
+  o->loras.add_to(cmd);
   cmd->add_option("--frame-chunk", o->frame_chunk, "Latent frames per denoising window (0: off)");
   cmd->add_option("--vae-tile", o->vae_tile, "Latent pixels per VAE decode tile side (0: off)");
   o->machine.add_to(cmd);

@@ -28,11 +28,14 @@ Engine::Engine(const std::string& bundle_dir, EngineOptions options)
   wan22::ModelOptions model_options;
   model_options.verify = options_.verify;
   model_options.threads = options_.threads;
+  model_options.loras = options_.loras;
+  model_options.lora_allow_partial = options_.lora_allow_partial;
   if (planning()) {
     // The plan of the default request decides the host dtypes and residency.
     wan22::GenerateRequest defaults;
     const OptimizationResult planned = wan22::plan_request(
-        bundle_, defaults, options_.settings, {}, machine_within_budget(options_.vram_budget));
+        bundle_, defaults, options_.settings, {}, machine_within_budget(options_.vram_budget),
+        options_.loras);
     for (const ComponentPlan& c : planned.plan.components) model_options.storage[c.name] = c.storage;
     model_options.preload = planned.plan.host_residency == HostResidency::kAll;
   }
@@ -50,7 +53,7 @@ nlohmann::json Engine::inspect() const {
 nlohmann::json Engine::plan(const wan22::GenerateRequest& request) const {
   return result_json(
       wan22::plan_request(bundle_, request, options_.settings, {},
-                          machine_within_budget(options_.vram_budget)));
+                          machine_within_budget(options_.vram_budget), options_.loras));
 }
 
 EngineRun Engine::generate(wan22::GenerateRequest request, const wan22::Callbacks& callbacks,
@@ -61,8 +64,9 @@ EngineRun Engine::generate(wan22::GenerateRequest request, const wan22::Callback
   session.vram_budget = options_.vram_budget;
   session.fallback = options_.fallback;
   if (planning()) {
-    const OptimizationResult planned = wan22::plan_request(
-        bundle_, request, options_.settings, {}, machine_within_budget(options_.vram_budget));
+    const OptimizationResult planned =
+        wan22::plan_request(bundle_, request, options_.settings, {},
+                            machine_within_budget(options_.vram_budget), options_.loras);
     if (!planned.feasible()) {
       std::string guidance;
       for (const auto& g : planned.plan.guidance) guidance += (guidance.empty() ? "" : "; ") + g;

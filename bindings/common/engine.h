@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "models/wan22/model.h"
 #include "models/wan22/session.h"
@@ -26,6 +27,9 @@ struct EngineOptions {
   bool auto_optimize = false;
   std::int64_t vram_budget = 0;  ///< device bytes the weights may hold (0: none)
   bool fallback = true;          ///< step the plan down and retry after out-of-memory
+  /// LoRAs merged into the DiTs at open (wan22::ModelOptions::loras); the planner counts them.
+  std::vector<wan22::LoraSpec> loras;
+  bool lora_allow_partial = false;
 };
 
 /// This machine as the planner sees it, with a device budget (bytes, 0: none) capping what

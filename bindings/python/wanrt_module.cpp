@@ -72,6 +72,7 @@ struct RequestArgs {
   std::int64_t seed = 0;
   std::optional<double> guidance, shift;
   std::optional<py::array> image;
+  std::optional<std::string> preset;
 
   wanrt::wan22::GenerateRequest request() const {
     wanrt::wan22::GenerateRequest r;
@@ -85,6 +86,7 @@ struct RequestArgs {
     r.guidance = guidance;
     r.shift = shift;
     r.sampler = sampler;
+    r.preset = preset;
     if (image) r.image = image_tensor(*image);
     return r;
   }
@@ -94,7 +96,9 @@ class Bundle {
  public:
   Bundle(const std::string& path, bool verify, int threads, const std::string& device,
          const std::string& dtype, const std::string& offload, const std::string& host_residency,
-         std::int64_t vram_budget, bool auto_optimize, bool fallback) {
+         std::int64_t vram_budget, bool auto_optimize, bool fallback,
+         const std::vector<std::string>& loras, const std::vector<std::string>& loras_high,
+         const std::vector<std::string>& loras_low, bool lora_allow_partial) {
     wanrt::bindings::PlanSettingsText text;
     text.device = device;
     text.dtype = dtype;
@@ -110,6 +114,11 @@ class Bundle {
     }
     options.vram_budget = vram_budget;
     options.fallback = fallback;
+    using wanrt::wan22::LoraExperts;
+    for (const auto& l : loras) options.loras.push_back(wanrt::wan22::parse_lora_spec(l, LoraExperts::kAll));
+    for (const auto& l : loras_high) options.loras.push_back(wanrt::wan22::parse_lora_spec(l, LoraExperts::kHigh));
+    for (const auto& l : loras_low) options.loras.push_back(wanrt::wan22::parse_lora_spec(l, LoraExperts::kLow));
+    options.lora_allow_partial = lora_allow_partial;
     py::gil_scoped_release release;
     engine_.emplace(path, options);
   }
@@ -217,18 +226,28 @@ alone). The first decision in the process stands: call this before opening a Bun
   py::class_<Bundle>(m, "Bundle", R"(A Wan 2.2 bundle opened for generation.
 
 Bundle(path, *, verify=True, threads=0, device="", dtype="", offload="", host_residency="",
-       vram_budget=0, auto_optimize=False, fallback=True)
+       vram_budget=0, auto_optimize=False, fallback=True, loras=[], loras_high=[],
+       loras_low=[], lora_allow_partial=False)
+
+loras: LoRA files merged into every DiT at open, each "FILE" or "FILE:STRENGTH" (stacked in
+order); loras_high / loras_low: the same for one expert of an A14B model.
 
 With auto_optimize or any of device/dtype/offload/host_residency, each request is planned for
 this machine with those settings fixed (as `wanrun generate --auto-optimize`); otherwise runs
 use everything resident on the CPU in the bundle's dtype. Methods may be called from several
 threads at once; each generate() runs in its own session on the shared weights.)")
       .def(py::init<const std::string&, bool, int, const std::string&, const std::string&,
-                    const std::string&, const std::string&, std::int64_t, bool, bool>(),
+                    const std::string&, const std::string&, std::int64_t, bool, bool,
+                    const std::vector<std::string>&, const std::vector<std::string>&,
+                    const std::vector<std::string>&, bool>(),
            py::arg("path"), py::kw_only(), py::arg("verify") = true, py::arg("threads") = 0,
            py::arg("device") = "", py::arg("dtype") = "", py::arg("offload") = "",
            py::arg("host_residency") = "", py::arg("vram_budget") = 0,
-           py::arg("auto_optimize") = false, py::arg("fallback") = true)
+           py::arg("auto_optimize") = false, py::arg("fallback") = true,
+           py::arg("loras") = std::vector<std::string>{},
+           py::arg("loras_high") = std::vector<std::string>{},
+           py::arg("loras_low") = std::vector<std::string>{},
+           py::arg("lora_allow_partial") = false)
       .def("inspect", &Bundle::inspect, "The bundle's contents as a dict.")
       .def(
           "plan",
@@ -236,15 +255,16 @@ threads at once; each generate() runs in its own session on the shared weights.)
              std::optional<int> width, std::optional<int> height, std::optional<int> frames,
              std::optional<int> steps, std::int64_t seed, std::optional<double> guidance,
              std::optional<double> shift, std::optional<std::string> sampler,
-             std::optional<py::array> image) {
+             std::optional<py::array> image, std::optional<std::string> preset) {
             return b.plan({prompt, negative_prompt, sampler, width, height, frames, steps, seed,
-                           guidance, shift, image});
+                           guidance, shift, image, preset});
           },
           py::kw_only(), py::arg("prompt") = "", py::arg("negative_prompt") = py::none(),
           py::arg("width") = py::none(), py::arg("height") = py::none(),
           py::arg("frames") = py::none(), py::arg("steps") = py::none(), py::arg("seed") = 0,
           py::arg("guidance") = py::none(), py::arg("shift") = py::none(),
           py::arg("sampler") = py::none(), py::arg("image") = py::none(),
+          py::arg("preset") = py::none(),
           "What the planner recommends for the request on this machine, as a dict.")
       .def(
           "generate",
@@ -252,10 +272,11 @@ threads at once; each generate() runs in its own session on the shared weights.)
              std::optional<int> width, std::optional<int> height, std::optional<int> frames,
              std::optional<int> steps, std::int64_t seed, std::optional<double> guidance,
              std::optional<double> shift, std::optional<std::string> sampler,
-             std::optional<py::array> image, const py::object& on_progress,
-             const py::object& on_frames, const std::string& out, bool keep_frames) {
+             std::optional<py::array> image, std::optional<std::string> preset,
+             const py::object& on_progress, const py::object& on_frames, const std::string& out,
+             bool keep_frames) {
             return b.generate({prompt, negative_prompt, sampler, width, height, frames, steps,
-                               seed, guidance, shift, image},
+                               seed, guidance, shift, image, preset},
                               on_progress, on_frames, out, keep_frames);
           },
           py::kw_only(), py::arg("prompt"), py::arg("negative_prompt") = py::none(),
@@ -263,12 +284,14 @@ threads at once; each generate() runs in its own session on the shared weights.)
           py::arg("frames") = py::none(), py::arg("steps") = py::none(), py::arg("seed") = 0,
           py::arg("guidance") = py::none(), py::arg("shift") = py::none(),
           py::arg("sampler") = py::none(), py::arg("image") = py::none(),
-          py::arg("on_progress") = py::none(), py::arg("on_frames") = py::none(),
+          py::arg("preset") = py::none(), py::arg("on_progress") = py::none(),
+          py::arg("on_frames") = py::none(),
           py::arg("out") = "", py::arg("keep_frames") = true,
           R"(Generates a video; returns (frames, report).
 
 frames: numpy uint8 [F, H, W, 3] (None with keep_frames=False); report: dict.
-image: numpy uint8 [H, W, 3] (I2V: required; TI2V: optional). on_progress(stage, step, total)
+image: numpy uint8 [H, W, 3] (I2V: required; TI2V: optional). preset: a sampling preset
+("lightning": 4 steps, shift 5, guidance 1; explicit options win). on_progress(stage, step, total)
 and on_frames(frames [n, H, W, 3]) are called as the run goes. out: also write the video there
 (FILE.mp4, FILE.pt or DIR/). Ctrl-C cancels and raises KeyboardInterrupt.)");
 }

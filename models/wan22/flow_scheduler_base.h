@@ -11,6 +11,9 @@
 
 namespace wanrt::wan22 {
 
+/// Error(kUsage) for steps < 1 or a shift that is not a finite number > 0.
+void check_schedule(int steps, double shift);
+
 /// The float64 shifted sigmas s_0..s_{steps-1} (without the final zero); see scheduler.h.
 /// Throws Error(kUsage) for steps < 1 or shift <= 0.
 std::vector<double> shifted_sigmas(int steps, double shift, int num_train_timesteps);
@@ -20,7 +23,7 @@ class FlowSchedulerBase : public Scheduler {
   explicit FlowSchedulerBase(int num_train_timesteps);
 
   void set_timesteps(int steps, double shift) override;
-  const std::vector<std::int64_t>& timesteps() const override { return timesteps_; }
+  const std::vector<double>& timesteps() const override { return timesteps_; }
   const std::vector<float>& sigmas() const override { return sigmas_; }
 
  protected:
@@ -31,10 +34,14 @@ class FlowSchedulerBase : public Scheduler {
   int check_index(int index);
   /// Clears the multistep state; overrides must call the base.
   virtual void reset() { next_index_ = 0; }
+  /// The schedule: model timesteps [steps] and float32 sigmas [steps + 1] (the last 0). The
+  /// default is the official one (scheduler.h); steps and shift are already validated.
+  virtual void build(int steps, double shift, int num_train_timesteps,
+                     std::vector<double>& timesteps, std::vector<float>& sigmas) const;
 
  private:
   int num_train_timesteps_;
-  std::vector<std::int64_t> timesteps_;
+  std::vector<double> timesteps_;
   std::vector<float> sigmas_;
   at::Tensor sigma_tensor_;
   int next_index_ = 0;
@@ -42,5 +49,6 @@ class FlowSchedulerBase : public Scheduler {
 
 std::unique_ptr<Scheduler> make_unipc_scheduler(int num_train_timesteps);
 std::unique_ptr<Scheduler> make_euler_scheduler(int num_train_timesteps);
+std::unique_ptr<Scheduler> make_lightning_scheduler(int num_train_timesteps);
 
 }  // namespace wanrt::wan22

@@ -547,9 +547,13 @@ ModelRequirements wan_requirements_from_path(const std::string& path) {
   return r;
 }
 
-OptimizationManager make_optimization_manager(const OptimizationConfig& config) {
-  return OptimizationManager(
-      config, [](const std::string& path) { return wan_requirements_from_path(path); });
+OptimizationManager make_optimization_manager(const OptimizationConfig& config,
+                                              std::shared_ptr<const WanLoras> loras) {
+  return OptimizationManager(config, [loras](const std::string& path) {
+    ModelRequirements r = wan_requirements_from_path(path);
+    if (loras) loras->account(r);
+    return r;
+  });
 }
 
 }  // namespace wanrt::wan22

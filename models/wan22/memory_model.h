@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "models/wan22/lora.h"
 #include "optim/model_requirements.h"
 #include "optim/optim_config.h"
 #include "runtime/bundle.h"
@@ -111,7 +112,9 @@ ModelRequirements wan_requirements(const BundleManifest& manifest);
 /// Reads a bundle directory (manifest only, no hashing) or a profile / manifest file.
 ModelRequirements wan_requirements_from_path(const std::string& bundle_dir_or_yaml);
 
-/// An OptimizationManager that reads Wan 2.2 bundles and profiles.
-OptimizationManager make_optimization_manager(const OptimizationConfig& config = {});
+/// An OptimizationManager that reads Wan 2.2 bundles and profiles; with `loras`, their merge
+/// costs are added to the requirements it reads (WanLoras::account).
+OptimizationManager make_optimization_manager(const OptimizationConfig& config = {},
+                                              std::shared_ptr<const WanLoras> loras = nullptr);
 
 }  // namespace wanrt::wan22

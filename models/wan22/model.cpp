@@ -8,6 +8,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "optim/precision.h"
 #include "runtime/error.h"
@@ -22,6 +23,7 @@ struct Model::Impl {
   std::unique_ptr<Tokenizer> tokenizer;
   bool preload = true;
   std::map<std::string, Dtype> storage;
+  std::unique_ptr<WanLoras> loras;
 
   mutable std::mutex mutex;  // guards the maps and load_seconds
   // One mutex per component so that two sessions asking for the same component get one
@@ -30,6 +32,7 @@ struct Model::Impl {
   mutable std::map<std::string, std::shared_ptr<const Component>> held;  // preload
   mutable std::map<std::string, std::weak_ptr<const Component>> shared;  // on demand
   mutable double load_seconds = 0;
+  mutable std::vector<LoraMerge> merges;
 
   std::shared_ptr<const Component> find(const std::string& name) const {
     const auto h = held.find(name);
@@ -65,6 +68,8 @@ std::shared_ptr<const Model> Model::load(const std::string& bundle_dir,
                           impl->spec.text_len));
   }
   impl->tokenizer = std::make_unique<Tokenizer>(impl->manifest.tokenizer_path, text_len);
+  impl->loras = std::make_unique<WanLoras>(impl->spec, options.loras, options.lora_allow_partial);
+  impl->loras->check(impl->manifest);  // a LoRA that does not fit fails now, not mid-run
   for (const std::string& name : impl->spec.components()) {
     impl->load_mutex[name] = std::make_unique<std::mutex>();
   }
@@ -100,11 +105,25 @@ std::shared_ptr<const Component> Model::component(const std::string& name) const
   if (dtype != p.storage.end()) {
     cast_module(component.module(), dtype->second, component.entry().keep_fp32);
   }
+  std::optional<LoraMerge> merge;
+  const std::vector<LoraApplication> loras = p.loras->for_component(name);
+  if (!loras.empty()) {
+    const BoundWeights* bound = component.weights();
+    merge = LoraMerge{name, merge_loras(component.module(), loras, p.loras->merge_options(),
+                                        fmt::format("{} of {}", name, p.manifest.model_id),
+                                        bound ? bound->file.get() : nullptr)};
+  }
   auto loaded = std::make_shared<const Component>(std::move(component));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::lock_guard<std::mutex> lock(p.mutex);
   p.load_seconds += seconds;
+  if (merge) {
+    const auto same = std::find_if(p.merges.begin(), p.merges.end(),
+                                   [&](const LoraMerge& m) { return m.component == name; });
+    if (same != p.merges.end()) p.merges.erase(same);
+    p.merges.push_back(std::move(*merge));
+  }
   if (p.preload) {
     p.held[name] = loaded;
   } else {
@@ -121,6 +140,13 @@ bool Model::loaded(const std::string& name) const {
 double Model::load_seconds() const {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   return impl_->load_seconds;
+}
+
+const WanLoras& Model::loras() const { return *impl_->loras; }
+
+std::vector<LoraMerge> Model::lora_merges() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->merges;
 }
 
 }  // namespace wanrt::wan22

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "models/wan22/lora.h"
 #include "models/wan22/model_spec.h"
 #include "models/wan22/tokenizer.h"
 #include "optim/optim_types.h"
@@ -38,6 +39,19 @@ struct ModelOptions {
   std::map<std::string, Dtype> storage;
   /// Called while hashing large files: (file, bytes done, bytes total).
   std::function<void(const std::string&, std::int64_t, std::int64_t)> hash_progress;
+  /// LoRAs merged into the DiTs' host weights when each is loaded, after the storage cast
+  /// (docs/lora.md). Files are read and, for format 2 bundles, checked against the weights'
+  /// shapes at load(). A component loaded again (host residency on_demand) is merged again.
+  std::vector<LoraSpec> loras;
+  /// Apply the LoRA keys that match a parameter and skip the others (listed in lora_merges());
+  /// false: such keys are an error.
+  bool lora_allow_partial = false;
+};
+
+/// The last LoRA merge into one component.
+struct LoraMerge {
+  std::string component;
+  LoraMergeReport report;
 };
 
 /// A loaded Wan 2.2 bundle.
@@ -71,8 +85,13 @@ class Model {
   std::shared_ptr<const Component> component(const std::string& name) const;
   /// Whether component `name` is in memory now.
   bool loaded(const std::string& name) const;
-  /// Seconds spent loading components so far (all loads, by every session).
+  /// Seconds spent loading components so far (all loads, by every session), LoRA merges
+  /// included.
   double load_seconds() const;
+  /// The LoRAs given at load (empty() when none).
+  const WanLoras& loras() const;
+  /// The last merge into each component loaded so far, in load order.
+  std::vector<LoraMerge> lora_merges() const;
 
  private:
   struct Impl;

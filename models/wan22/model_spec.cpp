@@ -1,6 +1,11 @@
 #include "models/wan22/model_spec.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+
+#include "models/wan22/scheduler.h"
 
 namespace wanrt::wan22 {
 namespace {
@@ -126,7 +131,14 @@ WanSpec read_wan_spec(const BundleManifest& manifest) {
   d.width = size[0];
   d.height = size[1];
   d.fps = file.get<int>(s, "fps");
-  if (s["sampler"]) d.sampler = file.get<std::string>(s, "sampler");
+  if (s["sampler"]) {
+    d.sampler = file.get<std::string>(s, "sampler");
+    const auto& known = sampler_names();
+    if (std::find(known.begin(), known.end(), d.sampler) == known.end()) {
+      file.fail(s["sampler"], "sampler", fmt::format("unknown sampler '{}'", d.sampler),
+                fmt::format("wanrt knows {}", fmt::join(known, ", ")));
+    }
+  }
   if (s["num_train_timesteps"]) d.num_train_timesteps = file.get<int>(s, "num_train_timesteps");
   if (s["negative_prompt"]) d.negative_prompt = file.get<std::string>(s, "negative_prompt");
   return spec;

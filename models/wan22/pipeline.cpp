@@ -12,6 +12,8 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& bundle_dir, const Lo
   model_options.threads = options.threads;
   model_options.jit_optimize = options.jit_optimize;
   model_options.hash_progress = options.hash_progress;
+  model_options.loras = options.loras;
+  model_options.lora_allow_partial = options.lora_allow_partial;
   // on_demand and disk load each component at its first use (disk: mapping a format 2 file
   // costs nothing, and a component a run never reaches, such as an expert below the MoE
   // boundary in a short run, is never mapped).

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "models/wan22/callbacks.h"
 #include "models/wan22/model.h"
@@ -37,6 +38,10 @@ struct LoadOptions {
   std::int64_t vram_budget = 0;
   /// Step the plan down and retry after out-of-memory (SessionOptions::fallback).
   bool fallback = true;
+  /// LoRAs merged into the DiTs at load (ModelOptions::loras) and the partial-match policy
+  /// (ModelOptions::lora_allow_partial).
+  std::vector<LoraSpec> loras;
+  bool lora_allow_partial = false;
 };
 
 /// A Model with one Session. Thread safety: as Session (one thread at a time).

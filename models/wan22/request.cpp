@@ -1,11 +1,14 @@
 #include "models/wan22/request.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <random>
 
 #include "chunking/blend_weights.h"
+#include "models/wan22/sampling_preset.h"
+#include "models/wan22/scheduler.h"
 #include "models/wan22/vae_decoder.h"
 #include "models/wan22/video_shape.h"
 #include "runtime/error.h"
@@ -98,11 +101,21 @@ ResolvedRequest resolve_request(const WanSpec& spec, const GenerateRequest& requ
   r.width = pick("width", request.width, d.width);
   r.height = pick("height", request.height, d.height);
   r.frames = pick("frames", request.frames, d.frames);
-  r.steps = pick("steps", request.steps, d.steps);
-  r.shift = pick("shift", request.shift, d.shift);
-  r.sampler = pick("sampler", request.sampler, d.sampler);
-  r.guide_low = pick("guidance", request.guidance, d.guide_low);
-  r.guide_high = request.guidance ? *request.guidance : d.guide_high;
+  SamplingDefaults base = d;
+  if (request.preset) {
+    const SamplingPreset& preset = find_sampling_preset(*request.preset);
+    r.preset = preset.name;
+    r.user_set.push_back("preset");
+    base.sampler = preset.sampler;
+    base.steps = preset.steps;
+    base.shift = preset.shift;
+    base.guide_low = base.guide_high = preset.guidance;
+  }
+  r.steps = pick("steps", request.steps, base.steps);
+  r.shift = pick("shift", request.shift, base.shift);
+  r.sampler = pick("sampler", request.sampler, base.sampler);
+  r.guide_low = pick("guidance", request.guidance, base.guide_low);
+  r.guide_high = request.guidance ? *request.guidance : base.guide_high;
   r.has_image = request.image.has_value();
   if (request.seed >= 0) {
     r.seed = request.seed;
@@ -123,9 +136,10 @@ ResolvedRequest resolve_request(const WanSpec& spec, const GenerateRequest& requ
     throw Error(ErrorCategory::kUsage, fmt::format("--shift must be > 0, got {}", r.shift),
                 fmt::format("the model's default is {}", d.shift));
   }
-  if (r.sampler != "unipc" && r.sampler != "euler") {
+  const auto& samplers = sampler_names();
+  if (std::find(samplers.begin(), samplers.end(), r.sampler) == samplers.end()) {
     throw Error(ErrorCategory::kUsage, fmt::format("unknown sampler '{}'", r.sampler),
-                "use unipc (the default) or euler");
+                fmt::format("use one of {}", fmt::join(samplers, ", ")));
   }
   if (spec.task == "i2v" && !r.has_image) {
     throw Error(ErrorCategory::kUsage, fmt::format("{} is an image-to-video model", spec.model_id),

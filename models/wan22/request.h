@@ -23,7 +23,10 @@ struct GenerateRequest {
   std::int64_t seed = 0;                       ///< < 0: a random seed (recorded in the result)
   std::optional<double> guidance;              ///< sets both experts' guidance scale
   std::optional<double> shift;
-  std::optional<std::string> sampler;          ///< "unipc" | "euler"
+  std::optional<std::string> sampler;          ///< "unipc" | "euler" | "lightning"
+  /// A named sampling preset (sampling_preset.h, e.g. "lightning"): fills steps, shift,
+  /// guidance and sampler where this request leaves them unset, before the model's defaults.
+  std::optional<std::string> preset;
   std::optional<at::Tensor> image;             ///< uint8 [H, W, 3] RGB (TI2V optional, I2V required)
   /// Sliding-window denoising: the DiT runs on windows of this many video frames (4n+1, at
   /// most `frames`) and the windows' guided velocities are blended. Unset: the whole video.
@@ -47,6 +50,7 @@ struct ResolvedRequest {
   std::int64_t seed = 0;
   double guide_low = 0, guide_high = 0, shift = 0;
   std::string sampler;
+  std::string preset;  ///< the preset applied; empty for none
   bool has_image = false;
   int chunk_frames = 0;          ///< sliding window in video frames; 0: none
   int chunk_overlap = 0;         ///< window overlap in video frames (0 without a window)
@@ -61,8 +65,9 @@ struct ResolvedRequest {
   ChunkPlan window_plan(const WanSpec& spec) const;
 };
 
-/// Fills defaults and validates (4n+1 frames, size multiples, steps >= 1, image presence for
-/// the task, known sampler, shift > 0, window and overlap sizes, VAE tile multiple of the
+/// Fills defaults (the request's values, then its preset's, then the model's) and validates
+/// (4n+1 frames, size multiples, steps >= 1, image presence for the task, known preset and
+/// sampler, shift > 0, window and overlap sizes, VAE tile multiple of the
 /// stride, known blend); throws Error(kUsage) with the nearest valid values.
 ResolvedRequest resolve_request(const WanSpec& spec, const GenerateRequest& request);
 

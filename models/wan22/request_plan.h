@@ -5,7 +5,9 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "models/wan22/lora.h"
 #include "models/wan22/model_spec.h"
 #include "models/wan22/request.h"
 #include "optim/optim_config.h"
@@ -38,9 +40,11 @@ PlanInputs plan_inputs(const WanSpec& spec, const GenerateRequest& request,
 /// plan_inputs + OptimizationManager::get_optimization_recommendations with the Wan memory
 /// model. The result may be infeasible (OptimizationResult::feasible(); its guidance says what
 /// would fit).
+/// `loras`: LoRAs merged at load, whose RAM the estimate counts (WanLoras::account).
 OptimizationResult plan_request(const std::string& bundle, const GenerateRequest& request,
                                 const PlanSettings& settings, const OptimizationConfig& config,
-                                const SystemResources& resources);
+                                const SystemResources& resources,
+                                const std::vector<LoraSpec>& loras = {});
 
 /// Puts the chunking `plan` chose into `request` where the request left it open: windows of
 /// plan.frame_chunking.window latent frames become chunk_frames = (window - 1) x stride_t + 1

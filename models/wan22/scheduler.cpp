@@ -11,7 +11,7 @@
 
 namespace wanrt::wan22 {
 
-std::vector<double> shifted_sigmas(int steps, double shift, int num_train_timesteps) {
+void check_schedule(int steps, double shift) {
   if (steps < 1) {
     throw Error(ErrorCategory::kUsage, fmt::format("--steps must be >= 1, got {}", steps),
                 "Wan 2.2 uses 40 steps (T2V/I2V A14B) or 50 (TI2V-5B)");
@@ -20,6 +20,10 @@ std::vector<double> shifted_sigmas(int steps, double shift, int num_train_timest
     throw Error(ErrorCategory::kUsage, fmt::format("--shift must be > 0, got {}", shift),
                 "Wan 2.2 uses shift 12 (T2V-A14B), 5 (I2V-A14B, TI2V-5B)");
   }
+}
+
+std::vector<double> shifted_sigmas(int steps, double shift, int num_train_timesteps) {
+  check_schedule(steps, shift);
   // The official training schedule is float64 then cast to float32; its ends are exact.
   const double sigma_max = static_cast<double>(static_cast<float>(1.0 - 1.0 / num_train_timesteps));
   const double sigma_min = 0.0;
@@ -41,15 +45,21 @@ FlowSchedulerBase::FlowSchedulerBase(int num_train_timesteps)
   }
 }
 
+void FlowSchedulerBase::build(int steps, double shift, int num_train_timesteps,
+                              std::vector<double>& timesteps, std::vector<float>& sigmas) const {
+  for (double v : shifted_sigmas(steps, shift, num_train_timesteps)) {
+    // Truncated to a whole number, as the official code casts to int64.
+    timesteps.push_back(std::trunc(v * static_cast<double>(num_train_timesteps)));
+    sigmas.push_back(static_cast<float>(v));
+  }
+  sigmas.push_back(0.0f);
+}
+
 void FlowSchedulerBase::set_timesteps(int steps, double shift) {
-  const std::vector<double> s = shifted_sigmas(steps, shift, num_train_timesteps_);
+  check_schedule(steps, shift);
   timesteps_.clear();
   sigmas_.clear();
-  for (double v : s) {
-    timesteps_.push_back(static_cast<std::int64_t>(v * static_cast<double>(num_train_timesteps_)));
-    sigmas_.push_back(static_cast<float>(v));
-  }
-  sigmas_.push_back(0.0f);
+  build(steps, shift, num_train_timesteps_, timesteps_, sigmas_);
   sigma_tensor_ = at::tensor(sigmas_, at::kFloat);
   reset();
 }
@@ -68,11 +78,17 @@ int FlowSchedulerBase::check_index(int index) {
   return index;
 }
 
+const std::vector<std::string>& sampler_names() {
+  static const std::vector<std::string> names{"unipc", "euler", "lightning"};
+  return names;
+}
+
 std::unique_ptr<Scheduler> make_scheduler(const std::string& name, int num_train_timesteps) {
   if (name == "unipc") return make_unipc_scheduler(num_train_timesteps);
   if (name == "euler") return make_euler_scheduler(num_train_timesteps);
+  if (name == "lightning") return make_lightning_scheduler(num_train_timesteps);
   throw Error(ErrorCategory::kUsage, fmt::format("unknown sampler '{}'", name),
-              "known samplers: unipc (Wan's default), euler");
+              "known samplers: unipc (Wan's default), euler, lightning (4-step distilled LoRAs)");
 }
 
 }  // namespace wanrt::wan22

@@ -60,7 +60,7 @@ struct GenerateResult {
   std::vector<StageTime> times;
   std::int64_t peak_rss_bytes = 0;  ///< peak RSS during generate() (the largest stage peak)
   int fps = 16;
-  int dit_calls = 0;         ///< DiT forward passes: steps x 2 (CFG) x denoise_windows
+  int dit_calls = 0;  ///< DiT forward passes: steps x denoise_windows x (2, or 1 at guidance 1)
   int denoise_windows = 1;   ///< latent-frame windows per step (1 without chunk_frames)
   int vae_tiles = 1;         ///< spatial VAE tiles (1 without vae_tile)
   std::int64_t frame_count = 0;  ///< video frames produced (also when streamed)

@@ -44,11 +44,12 @@ class ComponentRunner {
 /// The text contexts of a request: [1, text_len, dim] float32, zero beyond the real tokens.
 struct PromptContexts {
   at::Tensor cond;    ///< the prompt
-  at::Tensor uncond;  ///< the negative prompt
+  at::Tensor uncond;  ///< the negative prompt (undefined when every guidance is 1)
 };
 
 /// Encodes the prompt and the negative prompt (progress "text_encoder" 0..2), then finishes
-/// the text encoder.
+/// the text encoder. With guidance 1 for every expert only the prompt (progress 0..1): no step
+/// needs the negative one.
 PromptContexts encode_prompts(ComponentRunner& runner, const Tokenizer& tokenizer,
                               const ResolvedRequest& request, const Callbacks& callbacks);
 
@@ -71,13 +72,14 @@ ImageConditioning condition_on_image(ComponentRunner& runner, const WanSpec& spe
 struct DenoiseOutcome {
   at::Tensor latent;                      ///< [z_dim, lat_f, lat_h, lat_w]
   std::vector<std::string> expert_trace;  ///< the expert of each step
-  int dit_calls = 0;                      ///< DiT forward passes (2 per window per step)
+  int dit_calls = 0;  ///< DiT forward passes (per window per step: 2, or 1 at guidance 1)
   int windows = 1;                        ///< latent-frame windows per step
 };
 
 /// The denoising loop from `latent` (the initial noise, pinned for TI2V): per step the expert
 /// for its timestep (WanSpec::expert_at), the conditional and unconditional velocities per
-/// window, guidance uncond + g (cond - uncond) with the expert's scale, windows blended
+/// window, guidance uncond + g (cond - uncond) with the expert's scale (guidance 1: cond alone,
+/// the unconditional pass skipped), windows blended
 /// (ChunkedProcessor), one scheduler step. Progress "denoise" per step; cancellation checked
 /// before each step. Finishes each expert after its last step.
 DenoiseOutcome denoise(ComponentRunner& runner, const WanSpec& spec,

@@ -7,6 +7,11 @@ For each case (tiny-t2v-moe; tiny-ti2v without and with an image; tiny-i2v-moe) 
 ReferencePipeline.from_bundle(...).generate(...) in eager float32 and saves, with torch.save,
 a dict: request values, the input image (uint8 [H, W, 3] or an empty tensor), the final
 latent, the decoded float video [3, F, H, W] and the uint8 frames [F, H, W, 3].
+
+The LoRA / few-step cases (LORA_CASES) use the fixtures `tiny-bundles` writes under
+BUNDLES_DIR/loras/ and also save the sampling they ran with: "sampler" (str), "steps" (int),
+"shift" (float), "guidance" ([low, high] floats) and "loras" ("file:strength:experts;..." with
+file relative to BUNDLES_DIR/loras and experts all|high|low; "" for none).
 """
 import sys
 from pathlib import Path
@@ -39,6 +44,44 @@ CASES = [
 ]
 
 
+# name, bundle, prompt, seed, loras [(file, strength, experts)], sampler, steps, shift, guidance
+# (None: the bundle's default)
+LORA_CASES = [
+    ("ti2v_lora_official", "tiny-ti2v", "a lantern glowing in the fog", 13,
+     [("ti2v-official.safetensors", 0.8, "all")], None, None, None, None),
+    ("ti2v_lora_stack", "tiny-ti2v", "a lantern glowing in the fog", 13,
+     [("ti2v-peft.safetensors", 0.5, "all"), ("ti2v-diffusers.safetensors", 1.0, "all"),
+      ("ti2v-peft-bare.safetensors", 0.7, "all")], None, None, None, None),
+    ("t2v_moe_lightning", "tiny-t2v-moe", "a red fox running through fresh snow", 7,
+     [("t2v-moe-high.safetensors", 1.0, "high"), ("t2v-moe-low.safetensors", 1.0, "low")],
+     "lightning", 4, 5.0, 1.0),
+    ("ti2v_lightning_baked", "tiny-ti2v-lightning", "waves rolling onto a beach at sunset", 11,
+     [], None, None, None, None),
+]
+
+
+def run_lora_case(bundles: Path, out: Path, case) -> None:
+    name, bundle, prompt, seed, loras, sampler, steps, shift, guidance = case
+    specs = [(bundles / "loras" / f, s, e) for f, s, e in loras]
+    pipe = ReferencePipeline.from_bundle(bundles / bundle, loras=specs)
+    sd = pipe.cfg.sampling
+    sampler = sampler or sd.sampler
+    steps = int(steps if steps is not None else sd.steps)
+    shift = float(shift if shift is not None else sd.shift)
+    guide = [float(guidance)] * 2 if guidance is not None else [float(g) for g in sd.guide_scale]
+    frames = pipe.generate(prompt, seed=seed, sampler=sampler, steps=steps, shift=shift,
+                           guidance=tuple(guide))
+    torch.save({
+        "bundle": bundle, "prompt": prompt, "seed": seed,
+        "image": torch.zeros(0, dtype=torch.uint8),
+        "latent": pipe.last_latent.contiguous(), "video": pipe.last_video.contiguous(),
+        "frames": frames, "experts": ",".join(pipe.expert_trace),
+        "sampler": sampler, "steps": steps, "shift": shift, "guidance": guide,
+        "loras": ";".join(f"{f}:{s}:{e}" for f, s, e in loras),
+    }, out / f"{name}.pt")
+    print(f"{name}: {tuple(frames.shape)} experts={pipe.expert_trace} sampler={sampler}")
+
+
 def main(argv):
     bundles, out = Path(argv[1]), Path(argv[2])
     out.mkdir(parents=True, exist_ok=True)
@@ -53,6 +96,8 @@ def main(argv):
             "frames": frames, "experts": ",".join(pipe.expert_trace),
         }, out / f"{name}.pt")
         print(f"{name}: {tuple(frames.shape)} experts={pipe.expert_trace}")
+    for case in LORA_CASES:
+        run_lora_case(bundles, out, case)
     return 0
 
 

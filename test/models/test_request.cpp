@@ -94,7 +94,7 @@ TEST_CASE("bad requests are usage errors naming what would work", "[models]") {
   CHECK(usage_hint(spec, steps) == "the model's default is 50");
   GenerateRequest sampler;
   sampler.sampler = "ddim";
-  CHECK(usage_hint(spec, sampler) == "use unipc (the default) or euler");
+  CHECK(usage_hint(spec, sampler) == "use one of unipc, euler, lightning");
   GenerateRequest shift;
   shift.shift = 0.0;
   CHECK_FALSE(usage_hint(spec, shift).empty());

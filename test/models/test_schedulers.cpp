@@ -41,8 +41,8 @@ TEST_CASE("schedulers match Python: schedule bit for bit, steps within float32 r
     const at::Tensor sg = ref.at(key + "/sigmas").toTensor();
     REQUIRE(ts.scalar_type() == at::kLong);
     REQUIRE(sg.scalar_type() == at::kFloat);
-    const std::vector<std::int64_t> want_ts(ts.data_ptr<std::int64_t>(),
-                                            ts.data_ptr<std::int64_t>() + ts.numel());
+    const std::vector<double> want_ts(ts.data_ptr<std::int64_t>(),
+                                      ts.data_ptr<std::int64_t>() + ts.numel());
     const std::vector<float> want_sg(sg.data_ptr<float>(), sg.data_ptr<float>() + sg.numel());
     CHECK(sched->timesteps() == want_ts);
     CHECK(sched->sigmas() == want_sg);  // float ==: bit for bit (no NaNs here)
@@ -76,11 +76,11 @@ TEST_CASE("schedule: published Wan 2.2 timesteps and expert split", "[models]") 
     s->set_timesteps(40, 12.0);
     const auto& t = s->timesteps();
     REQUIRE(t.size() == 40);
-    CHECK(std::vector<std::int64_t>(t.begin(), t.begin() + 5) ==
-          std::vector<std::int64_t>{999, 997, 995, 993, 990});
-    CHECK(std::vector<std::int64_t>(t.end() - 5, t.end()) ==
-          std::vector<std::int64_t>{631, 571, 492, 386, 235});
-    CHECK(std::count_if(t.begin(), t.end(), [](std::int64_t v) { return v >= 875; }) == 26);
+    CHECK(std::vector<double>(t.begin(), t.begin() + 5) ==
+          std::vector<double>{999, 997, 995, 993, 990});
+    CHECK(std::vector<double>(t.end() - 5, t.end()) ==
+          std::vector<double>{631, 571, 492, 386, 235});
+    CHECK(std::count_if(t.begin(), t.end(), [](double v) { return v >= 875; }) == 26);
     const auto& sg = s->sigmas();
     REQUIRE(sg.size() == 41);
     CHECK(sg.back() == 0.0f);
@@ -95,18 +95,56 @@ TEST_CASE("schedule: published Wan 2.2 timesteps and expert split", "[models]") 
   auto s = w::make_scheduler("unipc");
   s->set_timesteps(40, 5.0);
   const auto& t = s->timesteps();
-  CHECK(std::count_if(t.begin(), t.end(), [](std::int64_t v) { return v >= 900; }) == 15);
+  CHECK(std::count_if(t.begin(), t.end(), [](double v) { return v >= 900; }) == 15);
   // shift 1, 1 step: sigma_max = float32(0.999) -> timestep 999.
   s->set_timesteps(1, 1.0);
-  CHECK(s->timesteps() == std::vector<std::int64_t>{999});
+  CHECK(s->timesteps() == std::vector<double>{999});
   CHECK(s->sigmas() == std::vector<float>{0.999f, 0.0f});
 }
 
-TEST_CASE("a straight flow is integrated exactly by both samplers", "[models]") {
+TEST_CASE("lightning: the distilled schedule's timesteps are the formula's, unrounded",
+          "[models]") {
+  // docs/lora.md: t = linspace(1000, 0, steps + 1), s = t / 1000, s' = shift s / (1 + (shift -
+  // 1) s), model timestep s' * 1000, all in float32. At 4 steps and shift 5 the exact values
+  // are 1000, 937.5, 2500/3 and 625; float32 holds all but 2500/3 exactly.
+  auto s = w::make_scheduler("lightning");
+  s->set_timesteps(4, 5.0);
+  const auto& t = s->timesteps();
+  REQUIRE(t.size() == 4);
+  CHECK(t[0] == 1000.0);
+  CHECK(t[1] == 937.5);
+  CHECK(t[2] == static_cast<double>(static_cast<float>(2.5f / 3.0f) * 1000.0f));
+  CHECK(std::abs(t[2] - 2500.0 / 3.0) < 1e-4);
+  CHECK(t[3] == 625.0);
+  CHECK(s->sigmas() == std::vector<float>{1.0f, 0.9375f, 2.5f / 3.0f, 0.625f, 0.0f});
+  // Every steps/shift: within float32 rounding of the float64 formula, descending, starting at
+  // the pure-noise end (sigma 1) and ending at 0.
+  for (int steps : {1, 2, 4, 6, 8, 50}) {
+    for (double shift : {1.0, 3.0, 5.0, 8.0, 12.0}) {
+      INFO("steps " << steps << " shift " << shift);
+      s->set_timesteps(steps, shift);
+      const auto& ts = s->timesteps();
+      const auto& sg = s->sigmas();
+      REQUIRE(ts.size() == static_cast<std::size_t>(steps));
+      REQUIRE(sg.size() == static_cast<std::size_t>(steps) + 1);
+      CHECK(sg.front() == 1.0f);
+      CHECK(sg.back() == 0.0f);
+      for (int i = 0; i < steps; ++i) {
+        const double x = 1.0 - static_cast<double>(i) / steps;
+        const double want = shift * x / (1.0 + (shift - 1.0) * x);
+        CHECK(std::abs(static_cast<double>(sg[i]) - want) < 4e-7);
+        CHECK(std::abs(ts[i] - 1000.0 * want) < 2e-4);
+        CHECK(sg[i + 1] < sg[i]);
+      }
+    }
+  }
+}
+
+TEST_CASE("a straight flow is integrated exactly by every sampler", "[models]") {
   at::manual_seed(0);
   const at::Tensor x0 = at::randn({3, 2, 4, 4});
   const at::Tensor noise = at::randn({3, 2, 4, 4});
-  for (const char* name : {"euler", "unipc"}) {
+  for (const char* name : {"euler", "unipc", "lightning"}) {
     INFO(name);
     auto s = w::make_scheduler(name);
     s->set_timesteps(12, 5.0);
@@ -169,6 +207,7 @@ TEST_CASE("UniPC state restarts at index 0, order and arguments are enforced", "
   } catch (const wanrt::Error& err) {
     CHECK(err.category() == wanrt::ErrorCategory::kUsage);
     CHECK_THAT(err.what(), Catch::Contains("dpm++"));
-    CHECK_THAT(err.hint(), Catch::Contains("unipc") && Catch::Contains("euler"));
+    CHECK_THAT(err.hint(), Catch::Contains("unipc") && Catch::Contains("euler") &&
+                               Catch::Contains("lightning"));
   }
 }

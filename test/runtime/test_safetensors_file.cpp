@@ -13,25 +13,15 @@
 
 #include "runtime/error.h"
 #include "runtime/safetensors_file.h"
+#include "support/safetensors_writer.h"
 #include "support/tiny_bundles.h"
 
 using wanrt::ErrorCategory;
 using wanrt::MappedSafetensors;
+using wanrt_test::safetensors_bytes;
 using wanrt_test::TempDir;
 
 namespace {
-
-// A safetensors file written by hand, independently of the code under test: 8-byte
-// little-endian length, the JSON header padded with spaces to `pad_to`, then `data`.
-std::string safetensors_bytes(const nlohmann::json& header, const std::string& data,
-                              std::size_t pad_to = 8) {
-  std::string h = header.dump();
-  while ((8 + h.size()) % pad_to != 0) h += ' ';
-  std::string out(8, '\0');
-  std::uint64_t n = h.size();
-  for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
-  return out + h + data;
-}
 
 std::string write_file(const TempDir& dir, const std::string& name, const std::string& bytes) {
   const std::string path = (dir.path() / name).string();

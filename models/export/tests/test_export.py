@@ -424,7 +424,39 @@ def test_sha256_progress(tmp_path, monkeypatch):
 
 
 def test_tiny_bundles_command(tmp_path, capsys):
+    from wanrt_export import lora
+    from wanrt_export.lora_synth import FIXTURES, OTHER_FAMILY, UNMATCHED_KEYS, bundle_shapes
     assert main(["tiny-bundles", "--out", str(tmp_path)]) == 0
+    # LoRA fixtures and the baked lightning bundle
+    loras = tmp_path / "loras"
+    assert sorted(p.name for p in loras.iterdir()) == sorted(list(FIXTURES) + [OTHER_FAMILY])
+    layouts = {n: lora.detect_layout(st.load_file(loras / n)) for n in FIXTURES}
+    assert layouts["ti2v-official.safetensors"] == "official" and layouts["ti2v-diffusers.safetensors"] == "diffusers"
+    assert layouts["ti2v-peft.safetensors"] == layouts["ti2v-peft-bare.safetensors"] == "peft"
+    keys = st.load_file(loras / "ti2v-peft-bare.safetensors")
+    assert not any(k.startswith(("diffusion_model.", "transformer.")) or k.endswith(".alpha") for k in keys)
+    assert all(k.startswith("diffusion_model.") for k in st.load_file(loras / "ti2v-peft.safetensors"))
+    assert all(k.startswith("transformer.") for k in st.load_file(loras / "ti2v-diffusers.safetensors"))
+    official = st.load_file(loras / "ti2v-official.safetensors")
+    assert any(k.endswith(".diff") for k in official) and any(k.endswith(".diff_b") for k in official)
+    assert all(k in st.load_file(loras / "partial.safetensors") for k in UNMATCHED_KEYS)
+    ti2v = bundle_shapes(tmp_path / "tiny-ti2v")
+    for name in ("ti2v-official", "ti2v-peft", "ti2v-peft-bare", "ti2v-diffusers"):
+        lora.read_lora(loras / f"{name}.safetensors", ti2v)
+    for name, comp in (("t2v-moe-high", "dit_high_noise"), ("t2v-moe-low", "dit_low_noise")):
+        lora.read_lora(loras / f"{name}.safetensors", bundle_shapes(tmp_path / "tiny-t2v-moe", comp))
+    with pytest.raises(ValueError, match="does not fit"):
+        lora.read_lora(loras / OTHER_FAMILY, ti2v)
+    with pytest.raises(ValueError, match="match no parameter"):
+        lora.read_lora(loras / "partial.safetensors", ti2v)
+    light = mf.read_yaml(tmp_path / "tiny-ti2v-lightning" / "wanrt.yaml")
+    plain = mf.read_yaml(tmp_path / "tiny-ti2v" / "wanrt.yaml")
+    assert light["sampling"] == dict(plain["sampling"], sampler="lightning", steps=4, shift=5.0,
+                                     guide_scale=[1.0, 1.0])
+    base = wt.component_state_dict(tmp_path / "tiny-ti2v", plain["components"]["dit"])
+    baked = wt.component_state_dict(tmp_path / "tiny-ti2v-lightning", light["components"]["dit"])
+    want = lora.apply_loras(base, [(loras / "ti2v-official.safetensors", 1.0)])
+    assert all(torch.equal(baked[k], want[k]) for k in base)
     docs = {n: mf.read_yaml(tmp_path / n / "wanrt.yaml") for n in ("tiny-ti2v", "tiny-t2v-moe", "tiny-i2v-moe")}
     assert {d["config_name"] for d in docs.values()} == set(docs)
     assert len({d["tokenizer"]["sha256"] for d in docs.values()}) == 1  # one shared tokenizer
@@ -437,3 +469,80 @@ def test_tiny_bundles_command(tmp_path, capsys):
     assert main(["tiny-bundles", "--out", str(tmp_path)]) == 1
     assert "already exists" in capsys.readouterr().err
     assert _sha(tmp_path / "tiny-ti2v" / "wanrt.yaml") == before
+
+
+# ----------------------------------------------------------------------------- LoRA baking
+
+def _moe_loras(tmp_path):
+    from wanrt_export.lora_synth import write_synth_lora
+    shapes = {n: tuple(p.shape) for n, p in ex.build_module(get_config("tiny-t2v-moe"), "dit_low_noise",
+                                                            device="meta").named_parameters()}
+    return (write_synth_lora(tmp_path / "all.safetensors", shapes, "official", 4, seed=1),
+            write_synth_lora(tmp_path / "high.safetensors", shapes, "diffusers", 2, seed=2))
+
+
+@pytest.mark.parametrize("fmt", [2, 1])
+def test_baked_export_equals_runtime_application(t2v_bundle, tokenizer, tmp_path, fmt):
+    """Streamed (format 2) and module (format 1) paths both bake what lora.apply_loras gives."""
+    from wanrt_export import lora
+    f_all, f_high = _moe_loras(tmp_path)
+    out = tmp_path / "baked"
+    plan = {"dit_high_noise": [(f_all, 0.8), (f_high, 1.5)], "dit_low_noise": [(f_all, 0.8)]}
+    doc = ex.export_random("tiny-t2v-moe", 3, out, "fp32", tokenizer, format_version=fmt, loras=plan)
+    base_doc = mf.read_yaml(t2v_bundle / "wanrt.yaml")
+    assert doc["sampling"] == base_doc["sampling"]
+    for comp, entry in doc["components"].items():
+        base = wt.component_state_dict(t2v_bundle, base_doc["components"][comp])
+        got = wt.component_state_dict(out, entry)
+        want = lora.apply_loras(base, plan[comp]) if comp in plan else base
+        assert all(torch.equal(got[k], want[k]) for k in base), comp
+        if comp in plan:
+            assert not torch.equal(got["blocks.0.ffn.0.weight"], base["blocks.0.ffn.0.weight"])
+
+
+def test_baked_bf16_streamed_equals_module_path(tmp_path):
+    from wanrt_export.lora import LoraStack, module_shapes
+    f_all, _ = _moe_loras(tmp_path)
+    cfg = get_config("tiny-t2v-moe")
+    rc = ex.RandomComponent(cfg, "dit_low_noise", 5, "bf16")
+    module = rc()
+    stack = LoraStack([(f_all, 0.7)], module_shapes(module))
+    stack.apply_(module)
+    wt.write_weights(module, tmp_path / "module.st", "dit_low_noise", "blocks")
+    ex.write_random_weights(rc.meta(), rc.seed_value, tmp_path / "streamed.st", "dit_low_noise", "blocks",
+                            stack.merged)
+    assert (tmp_path / "module.st").read_bytes() == (tmp_path / "streamed.st").read_bytes()
+    assert module.blocks[0].ffn[0].weight.dtype == torch.bfloat16
+
+
+def test_lightning_preset_and_lora_cli(tmp_path, capsys):
+    f_all, f_high = _moe_loras(tmp_path)
+    out = tmp_path / "b"
+    assert main(["export", "--random-weights", "--config", "tiny-t2v-moe", "--out", str(out),
+                 "--lora", f"{f_all}:0.5", "--lora-high", str(f_high), "--sampling-preset", "lightning"]) == 0
+    doc = mf.read_yaml(out / "wanrt.yaml")
+    ref = mf.sampling(get_config("tiny-t2v-moe"))
+    assert doc["sampling"] == dict(ref, sampler="lightning", steps=4, shift=5.0, guide_scale=[1.0, 1.0])
+    assert doc["sampling"]["boundary"] == 0.875
+    assert list(doc["sampling"]) == list(ref)            # no new keys
+    # the same bundle from the API
+    from wanrt_export import lora
+    plain = tmp_path / "plain"
+    ex.export_random("tiny-t2v-moe", 0, plain, "fp32")
+    for comp, specs in (("dit_high_noise", [(f_all, 0.5), (f_high, 1.0)]), ("dit_low_noise", [(f_all, 0.5)])):
+        base = wt.component_state_dict(plain, mf.read_yaml(plain / "wanrt.yaml")["components"][comp])
+        got = wt.component_state_dict(out, doc["components"][comp])
+        want = lora.apply_loras(base, specs)
+        assert all(torch.equal(got[k], want[k]) for k in base), comp
+    capsys.readouterr()
+    # usage errors: high/low on a single DiT, a missing file; a misfit fails and leaves nothing
+    for args in (["--config", "tiny-ti2v", "--lora-low", str(f_all)],
+                 ["--config", "tiny-t2v-moe", "--lora", str(tmp_path / "missing.safetensors")],
+                 ["--config", "tiny-t2v-moe", "--sampling-preset", "turbo"]):
+        with pytest.raises(SystemExit) as e:
+            main(["export", "--random-weights", "--out", str(tmp_path / "x"), *args])
+        assert e.value.code == 2
+    assert main(["export", "--random-weights", "--config", "tiny-ti2v", "--out", str(tmp_path / "x"),
+                 "--lora", str(f_all)]) == 1
+    assert "does not fit parameter" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not _leftovers(tmp_path)

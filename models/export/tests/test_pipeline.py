@@ -164,6 +164,31 @@ def test_cfg_with_unipc_uses_guided_velocity():
     assert pipe.tokenizer.seen == ["dog", "blur"]
 
 
+def test_lightning_loop_float_timesteps_and_no_uncond_at_guidance_1():
+    pipe = stub_pipeline("tiny-t2v-moe", scales=(1.0, 0.5))
+    pipe.generate("a cat", steps=4, shift=5.0, seed=7, guidance=1.0, sampler="lightning")
+    ts = [1000.0, 937.5, float(torch.tensor(5000.0 / 6.0, dtype=torch.float32)), 625.0]
+    sig = [1.0, 0.9375, float(torch.tensor(5.0 / 6.0, dtype=torch.float32)), 0.625, 0.0]
+    assert [s["t"] for s in pipe.trace] == ts
+    assert pipe.expert_trace == ["dit_high_noise", "dit_high_noise", "dit_low_noise", "dit_low_noise"]
+    assert [s["dit_calls"] for s in pipe.trace] == [1] * 4
+    ctx = expected_context(pipe, "a cat")
+    x = initial_noise(7, [16, 2, 8, 8])
+    for i, t in enumerate(ts):
+        scale = 1.0 if t >= 875 else 0.5
+        v = stub_velocity(x[None], torch.tensor([t]), ctx, 16, scale)[0]
+        x = x + (torch.tensor(sig[i + 1]) - torch.tensor(sig[i])) * v
+    assert torch.equal(pipe.last_latent, x)
+    calls = pipe.experts["dit_high_noise"].calls + pipe.experts["dit_low_noise"].calls
+    assert len(calls) == 4 and all(torch.equal(c[2], ctx) for c in calls)   # cond only
+    assert calls[1][1].tolist() == [ts[1]] and calls[2][1].tolist() == [ts[2]]
+    assert calls[2][1].dtype == torch.float32
+    # guidance 1 on one expert only skips only there
+    pipe = stub_pipeline("tiny-t2v-moe")
+    pipe.generate("a cat", steps=4, shift=5.0, seed=7, guidance=(1.0, 3.0), sampler="lightning")
+    assert [s["dit_calls"] for s in pipe.trace] == [2, 2, 1, 1]
+
+
 @pytest.mark.parametrize("name,shift,boundary_t,expected_high", [
     ("tiny-t2v-moe", 12.0, 875, 26), ("tiny-i2v-moe", 5.0, 900, 15)])
 def test_moe_switch_counts_at_40_steps(name, shift, boundary_t, expected_high):
@@ -347,3 +372,27 @@ def test_from_bundle_matches_direct_modules(tiny_tokenizer, tmp_path):
     b = direct.generate("a lighthouse at dusk", seed=5, steps=3)
     assert torch.equal(loaded.last_latent, direct.last_latent)
     assert torch.equal(a, b)
+
+
+def test_from_bundle_applies_loras_per_expert(tiny_tokenizer, tmp_path):
+    from wanrt_export import lora
+    from wanrt_export.export import export_random
+    from wanrt_export.lora_synth import bundle_shapes, write_synth_lora
+    _real_modules("tiny-t2v-moe")                          # skip when the VAE is missing
+    out = tmp_path / "bundle"
+    export_random("tiny-t2v-moe", 11, out, tokenizer_model=tiny_tokenizer[0])
+    path = write_synth_lora(tmp_path / "high.safetensors", bundle_shapes(out, "dit_high_noise"),
+                            "official", 4, seed=3)
+    base = ReferencePipeline.from_bundle(out)
+    with_lora = ReferencePipeline.from_bundle(out, loras=[(path, 0.5, "high")])
+    for name in ("dit_high_noise", "dit_low_noise"):
+        a, b = base.experts[name].state_dict(), with_lora.experts[name].state_dict()
+        want = lora.apply_loras(a, [(path, 0.5)]) if name == "dit_high_noise" else a
+        assert all(torch.equal(b[k], want[k]) for k in a), name
+    fa = base.generate("a lighthouse at dusk", seed=5, steps=2)
+    fb = with_lora.generate("a lighthouse at dusk", seed=5, steps=2)
+    assert not torch.equal(fa, fb)
+    with pytest.raises(ValueError, match="single|only"):
+        ti2v = tmp_path / "ti2v"
+        export_random("tiny-ti2v", 1, ti2v, tokenizer_model=tiny_tokenizer[0])
+        ReferencePipeline.from_bundle(ti2v, loras=[(path, 1.0, "low")])

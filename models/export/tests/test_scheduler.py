@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from wanrt_export.scheduler import FlowEulerScheduler, FlowUniPCScheduler, make_scheduler
+from wanrt_export.scheduler import (FlowEulerScheduler, FlowLightningScheduler, FlowUniPCScheduler,
+                                    make_scheduler)
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -250,7 +251,84 @@ def test_state_resets_and_order_is_enforced():
 def test_make_scheduler():
     assert isinstance(make_scheduler("unipc"), FlowUniPCScheduler)
     assert isinstance(make_scheduler("euler", 1000), FlowEulerScheduler)
+    assert isinstance(make_scheduler("lightning"), FlowLightningScheduler)
     with pytest.raises(ValueError):
         make_scheduler("dpm++")
     with pytest.raises(RuntimeError):
         FlowEulerScheduler().step(torch.zeros(1), 0, torch.zeros(1))
+
+
+# ----------------------------------------------------------------------------- lightning
+
+def _numpy_lightning(steps, shift, n=1000):
+    """Independent construction with numpy float32 scalars, one operation at a time."""
+    f = np.float32
+    t = np.linspace(n, 0, steps + 1, dtype=np.float32)
+    sig = [f(v) / f(n) for v in t]
+    shifted = [(f(shift) * s) / (f(1) + f(shift - 1.0) * s) for s in sig]
+    return (np.array([s * f(n) for s in shifted[:-1]], dtype=np.float32),
+            np.array(shifted, dtype=np.float32))
+
+
+def test_lightning_hand_values_four_steps_shift_5():
+    s = make_scheduler("lightning")
+    s.set_timesteps(4, 5.0)
+    assert s.timesteps.dtype == torch.float32 and s.sigmas.dtype == torch.float32
+    # sigma = 1, .75, .5, .25, 0 -> 5s / (1 + 4s) = 1, 15/16, 5/6, 5/8, 0
+    assert s.timesteps[0].item() == 1000.0 and s.timesteps[1].item() == 937.5
+    assert s.timesteps[3].item() == 625.0
+    assert s.timesteps[2].item() == float(np.float32(5000.0 / 6.0))   # 833.3333129882812
+    assert s.sigmas.tolist()[:2] == [1.0, 0.9375] and s.sigmas[-1].item() == 0.0
+
+
+@pytest.mark.parametrize("steps,shift", [(4, 5.0), (4, 1.0), (8, 5.0), (6, 3.0), (1, 5.0), (7, 12.0),
+                                         (3, 0.5), (50, 5.0)])
+def test_lightning_bitwise_equal_to_numpy_float32(steps, shift):
+    ts, sg = _numpy_lightning(steps, shift)
+    s = make_scheduler("lightning")
+    s.set_timesteps(steps, shift)
+    assert torch.equal(s.timesteps, torch.from_numpy(ts))
+    assert torch.equal(s.sigmas, torch.from_numpy(sg))
+    assert s.sigmas.shape == (steps + 1,) and s.sigmas[-1].item() == 0.0
+    assert bool((s.sigmas[1:] < s.sigmas[:-1]).all())
+
+
+def test_lightning_timesteps_are_not_truncated_and_other_samplers_stay_int():
+    s = make_scheduler("lightning")
+    s.set_timesteps(4, 5.0)
+    assert s.timesteps[2].item() != int(s.timesteps[2].item())
+    for name in ("unipc", "euler"):
+        o = make_scheduler(name)
+        o.set_timesteps(4, 5.0)
+        assert o.timesteps.dtype == torch.int64
+
+
+def test_lightning_euler_step_in_float32():
+    s = make_scheduler("lightning")
+    s.set_timesteps(4, 5.0)
+    x = torch.randn(2, 3, generator=torch.Generator().manual_seed(0)).to(torch.float64)
+    v = torch.randn(2, 3, generator=torch.Generator().manual_seed(1))
+    out = x
+    sig = s.sigmas
+    for i in range(4):
+        out = s.step(v, i, out)
+        assert out.dtype == torch.float32
+    want = x.float()
+    for i in range(4):
+        want = want + (sig[i + 1] - sig[i]) * v
+    assert torch.equal(out, want)
+    # A straight flow lands on x0 from sigma 1.
+    x0, noise = torch.randn(4), torch.randn(4)
+    s.set_timesteps(4, 5.0)
+    x = noise.clone()
+    for i in range(4):
+        x = s.step(noise - x0, i, x)
+    assert (x - x0).abs().max().item() < 1e-6
+
+
+def test_lightning_rejects_bad_arguments():
+    s = make_scheduler("lightning")
+    with pytest.raises(ValueError):
+        s.set_timesteps(0, 5.0)
+    with pytest.raises(ValueError):
+        s.set_timesteps(4, 0.0)

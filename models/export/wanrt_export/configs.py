@@ -4,7 +4,7 @@ Real values follow docs/wan22.md sections 1 and 3; tiny ones keep every structur
 feature (same layer kinds, strides, patching, RoPE split, bucket count) at small widths
 so tests and the demo run in seconds on a CPU.
 """
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -178,6 +178,22 @@ def _mid(name: str) -> ModelConfig:
         return ModelConfig(name, "wan2.2-ti2v-mid", "ti2v", MID_T5, dit, vae22(dim=32, dec_dim=64),
                            ("dit",), SamplingDefaults(10, 5.0, (5.0, 5.0), None, 17, (256, 256), 24))
     raise KeyError(name)
+
+
+# Named sampling presets: sampling defaults that belong together. "lightning" is the recipe of
+# the 4-step distilled Wan 2.2 LoRAs (Lightning / LightX2V); the MoE boundary stays the model's.
+SAMPLING_PRESETS: Dict[str, dict] = {
+    "lightning": {"sampler": "lightning", "steps": 4, "shift": 5.0, "guide_scale": (1.0, 1.0)},
+}
+
+
+def with_sampling_preset(cfg: ModelConfig, preset: Optional[str]) -> ModelConfig:
+    """`cfg` with the sampling defaults of `preset` (None: unchanged); KeyError for an unknown one."""
+    if preset is None:
+        return cfg
+    if preset not in SAMPLING_PRESETS:
+        raise KeyError(f"unknown sampling preset '{preset}'; known: {', '.join(SAMPLING_PRESETS)}")
+    return replace(cfg, sampling=replace(cfg.sampling, **SAMPLING_PRESETS[preset]))
 
 
 REAL_NAMES = ("ti2v-5b", "t2v-a14b", "i2v-a14b")

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Set, Union
+from typing import Callable, Dict, List, Optional, Sequence, Set, Union
 
 import torch
 import torch.nn as nn
@@ -24,7 +24,8 @@ from . import manifest as mf
 from . import safetensors_io as st
 from . import torchscript as ts
 from . import weights as wt
-from .configs import ModelConfig, get_config
+from .configs import ModelConfig, get_config, with_sampling_preset
+from .lora import LoraSpec, LoraStack
 
 Progress = Optional[Callable[[str], None]]
 ModuleOrFactory = Union[nn.Module, Callable[[], nn.Module]]
@@ -144,10 +145,13 @@ def randomize_(module: nn.Module, seed: int) -> nn.Module:
 
 
 def write_random_weights(meta: nn.Module, seed: int, path: Path, component: str,
-                         blocks_attr: Optional[str]) -> None:
+                         blocks_attr: Optional[str],
+                         transform: Optional[Callable[[str, torch.Tensor], torch.Tensor]] = None) -> None:
     """The format 2 weights file of `meta` (a module on the meta device, in its stored dtypes)
     filled as randomize_(module, seed) would fill it, byte for byte, one parameter in memory
-    at a time: a real-size component is written without ever being held whole."""
+    at a time: a real-size component is written without ever being held whole. `transform`
+    (name, tensor) -> tensor of the same shape and dtype is applied to each parameter after
+    it is drawn (LoRA merging); the draws themselves do not change."""
     order = wt.weight_order(meta, blocks_attr)
     specs = [(name, p.dtype, tuple(p.shape)) for name, p in order]
     g = torch.Generator().manual_seed(int(seed))
@@ -159,6 +163,8 @@ def write_random_weights(meta: nn.Module, seed: int, path: Path, component: str,
                 _fill_random_(name, t, g)
             else:
                 t.zero_()
+            if transform is not None:
+                t = transform(name, t)
             out.write(name, t)
             del t
 
@@ -357,9 +363,27 @@ def check_tokenizer(path: Path, cfg: ModelConfig) -> None:
                           f"embeds only {cfg.t5.vocab_size}")
 
 
+def lora_stacks(cfg: ModelConfig, loras: Optional[Dict[str, Sequence[LoraSpec]]],
+                allow_partial: bool = False) -> Dict[str, LoraStack]:
+    """component -> LoraStack, read and checked against the DiT's parameter shapes (from a
+    meta module) before anything is written."""
+    stacks: Dict[str, LoraStack] = {}
+    for comp, specs in (loras or {}).items():
+        if not specs:
+            continue
+        if comp not in cfg.experts:
+            raise ExportError(f"LoRAs go into the DiT ({', '.join(cfg.experts)}), not '{comp}'")
+        meta = build_module(cfg, comp, device="meta")
+        stacks[comp] = LoraStack(specs, {n: tuple(p.shape) for n, p in meta.named_parameters()},
+                                 allow_partial)
+    return stacks
+
+
 def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokenizer_model: Path,
                   out_dir: Path, dtype: str = "fp32", progress: Progress = None, force: bool = False,
-                  format_version: int = mf.FORMAT_VERSION) -> dict:
+                  format_version: int = mf.FORMAT_VERSION,
+                  loras: Optional[Dict[str, Sequence[LoraSpec]]] = None,
+                  sampling_preset: Optional[str] = None, allow_partial_lora: bool = False) -> dict:
     """Write a complete bundle for `cfg` to `out_dir` and return its manifest dict.
 
     `modules` maps each component name (manifest.component_names(cfg)) to a module or a
@@ -368,6 +392,11 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
     parameters to a safetensors file and saves the scripted module with placeholders in their
     place (weights.py). Refuses an existing `out_dir` unless
     `force`, which replaces it only after the new bundle is complete.
+
+    `loras` maps DiT components to [(file, strength), ...] merged into their weights before
+    writing (float32 arithmetic from the weights in their stored dtype, result in that dtype;
+    lora.py; per tensor on the streamed random-weight path). `sampling_preset` ("lightning")
+    replaces the manifest's sampling defaults (configs.SAMPLING_PRESETS).
     """
     if dtype not in mf.DTYPES:
         raise ExportError(f"dtype must be one of {', '.join(mf.DTYPES)}, got '{dtype}'")
@@ -383,6 +412,8 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
         raise ExportError(f"tokenizer model {tokenizer_model} not found")
     check_tokenizer(tokenizer_model, cfg)
     say = progress or (lambda msg: None)
+    stacks = lora_stacks(cfg, loras, allow_partial_lora)
+    manifest_cfg = with_sampling_preset(cfg, sampling_preset)
 
     with _staging(out_dir, force) as tmp:
         entries = {}
@@ -391,6 +422,10 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
             item = modules[comp]
             meta = item.meta() if format_version >= 2 and isinstance(item, RandomComponent) else None
             module = meta if meta is not None else item if isinstance(item, nn.Module) else item()
+            stack = stacks.get(comp)
+            if stack is not None and meta is None:
+                say(f"[{i + 1}/{len(names)}] {comp}: merging {len(stack.items)} LoRA(s)")
+                stack.apply_(module)
             comp_dtype = "fp32" if comp == "vae" else dtype
             keep = keep_patterns(cfg, comp)
             mf.cast_parameters_(module, mf.DTYPES[comp_dtype], keep)
@@ -404,7 +439,10 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
                 say(f"[{i + 1}/{len(names)}] {comp}: writing {wfile} "
                     f"({stats['parameters']:,} parameters, {human_bytes(stats['bytes'])} {comp_dtype})")
                 if meta is not None:
-                    write_random_weights(meta, item.seed_value, tmp / wfile, comp, blocks_attr)
+                    if stack is not None:
+                        say(f"[{i + 1}/{len(names)}] {comp}: merging {len(stack.items)} LoRA(s)")
+                    write_random_weights(meta, item.seed_value, tmp / wfile, comp, blocks_attr,
+                                         stack.merged if stack is not None else None)
                 else:
                     wt.write_weights(module, tmp / wfile, comp, blocks_attr)
                 weights = {"weights": wfile, "weights_sha256": _saved(tmp / wfile, progress)}
@@ -431,7 +469,7 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
         if len(attention) > 1:
             raise ExportError(f"components of one bundle use different attention ({sorted(attention)}); "
                               "construct them all under one attention.use(...)")
-        doc = mf.build_manifest(cfg, entries, mf.tokenizer_entry(cfg, sha256_file(tok)),
+        doc = mf.build_manifest(manifest_cfg, entries, mf.tokenizer_entry(cfg, sha256_file(tok)),
                                 attention=attention.pop() if attention else attn.mode(),
                                 format_version=format_version)
         mf.write_yaml(doc, tmp / "wanrt.yaml")
@@ -442,8 +480,11 @@ def export_bundle(cfg: ModelConfig, modules: Dict[str, ModuleOrFactory], tokeniz
 
 def export_random(config_name: str, seed: int, out_dir: Path, dtype: str = "fp32",
                   tokenizer_model: Optional[Path] = None, progress: Progress = None, force: bool = False,
-                  format_version: int = mf.FORMAT_VERSION) -> dict:
-    """A bundle of `config_name` with random weights; trains the tiny tokenizer when none is given."""
+                  format_version: int = mf.FORMAT_VERSION,
+                  loras: Optional[Dict[str, Sequence[LoraSpec]]] = None,
+                  sampling_preset: Optional[str] = None, allow_partial_lora: bool = False) -> dict:
+    """A bundle of `config_name` with random weights; trains the tiny tokenizer when none is
+    given. `loras` and `sampling_preset` as in export_bundle."""
     cfg = get_config(config_name)
     with contextlib.ExitStack() as stack:
         if tokenizer_model is None:
@@ -451,7 +492,8 @@ def export_random(config_name: str, seed: int, out_dir: Path, dtype: str = "fp32
             tdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="wanrt-tok-"))
             tokenizer_model = train_tiny_tokenizer(Path(tdir))
         return export_bundle(cfg, random_modules(cfg, seed, dtype, lazy=True), tokenizer_model, out_dir,
-                             dtype, progress, force, format_version)
+                             dtype, progress, force, format_version, loras, sampling_preset,
+                             allow_partial_lora)
 
 
 def convert_bundle(in_dir: Path, out_dir: Path, format_version: int = mf.FORMAT_VERSION,

@@ -14,12 +14,17 @@ Noise. One draw on the CPU, whatever the compute device::
 
 (st, sh, sw = VAE stride); C++: ``at::randn(shape, at::detail::createCPUGenerator(seed))``.
 
-Loop. ``scheduler.set_timesteps(steps, shift)``; for step i with integer timestep t:
+Loop. ``scheduler.set_timesteps(steps, shift)``; for step i with timestep t (an integer for
+unipc/euler, the float32 value for lightning, compared as a double):
 MoE expert ``high = boundary is not None and t >= boundary * num_train_timesteps``; the
 high-noise expert and guidance ``guide[1]`` when high, else the low-noise expert (or the
 single "dit") and ``guide[0]``. Two batch-1 forwards, cond then uncond, with t as a float32
 tensor ``[1]`` (``[1, L]`` for TI2V image conditioning);
-``v = uncond + g * (cond - uncond)``; ``latent = scheduler.step(v, i, latent)``.
+``v = uncond + g * (cond - uncond)``; ``latent = scheduler.step(v, i, latent)``. When the
+step's guidance is exactly 1.0 the uncond forward is skipped and ``v = cond``.
+
+LoRAs (``from_bundle(loras=...)``) are merged into the float32 eager DiT weights after loading,
+as wanrt_export/lora.py describes (in the given order, each on the experts it names).
 
 Image (I2V and TI2V), ``prepare_image``: the uint8 [H0, W0, 3] image is centre-cropped to
 the requested aspect ratio (crop width ``H0*W // H`` or crop height ``W0*H // W``, floor
@@ -144,14 +149,17 @@ class ReferencePipeline:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_bundle(cls, bundle_dir: Union[str, Path], device: Union[str, torch.device] = "cpu"
-                    ) -> "ReferencePipeline":
+    def from_bundle(cls, bundle_dir: Union[str, Path], device: Union[str, torch.device] = "cpu",
+                    loras: Optional[Sequence[Tuple[Union[str, Path], float, str]]] = None,
+                    allow_partial: bool = False) -> "ReferencePipeline":
         """Eager modules built from ``wanrt.yaml``'s architecture section, weights from each
         component's files (its TorchScript file, and in format 2 its safetensors weights), all float32, attending
-        as the bundle says (``attention:``) where this PyTorch can."""
+        as the bundle says (``attention:``) where this PyTorch can. `loras`: [(path, strength,
+        "all"|"high"|"low"), ...] merged into the DiT experts in float32 (lora.py)."""
         import yaml
         from . import host_allocator
         from .dit import WanModel
+        from .lora import apply_loras_, loras_per_expert
         from .manifest import config_from_manifest
         from .t5 import UMT5Encoder
         from .tokenizer import WanTokenizer
@@ -162,6 +170,7 @@ class ReferencePipeline:
             doc = yaml.safe_load(f)
         cfg = config_from_manifest(doc)
         comps = doc["components"]
+        per_expert = loras_per_expert(cfg.experts, loras)
 
         def path_of(rel: str) -> Path:
             p = (root / rel).resolve()
@@ -183,6 +192,9 @@ class ReferencePipeline:
         with attn.use(mode if mode == "math" or attn.HAS_SDPA else "math"):
             text_encoder = load(UMT5Encoder(cfg.t5), "text_encoder")
             experts = {name: load(WanModel(cfg.dit), name) for name in cfg.experts}
+            for name, specs in per_expert.items():
+                if specs:
+                    apply_loras_(experts[name], specs, allow_partial)
             vae = load(_build_vae(cfg), "vae")
         tok = doc.get("tokenizer", {})
         tokenizer = WanTokenizer(str(path_of(tok.get("file", "tokenizer/spiece.model"))),
@@ -212,9 +224,9 @@ class ReferencePipeline:
             raise ValueError(f"size {w}x{h} must be divisible by {sw * pw}x{sh * ph}")
         return [self.cfg.vae.z_dim, (frames - 1) // st + 1, h // sh, w // sw]
 
-    def select(self, t: int, boundary_t: Optional[float], guide: Tuple[float, float]
+    def select(self, t: Union[int, float], boundary_t: Optional[float], guide: Tuple[float, float]
                ) -> Tuple[str, float]:
-        """(expert name, guidance) for integer timestep t."""
+        """(expert name, guidance) for timestep t (int, or the float32 value for lightning)."""
         high = boundary_t is not None and t >= boundary_t
         if len(self.cfg.experts) == 1:
             name = self.cfg.experts[0]
@@ -276,20 +288,23 @@ class ReferencePipeline:
         self.last["sigmas"] = scheduler.sigmas.clone()
         boundary_t = None if sd.boundary is None else sd.boundary * sd.num_train_timesteps
         self.trace = []
-        for i, t_int in enumerate(scheduler.timesteps.tolist()):
-            name, g = self.select(t_int, boundary_t, guide)
+        for i, t in enumerate(scheduler.timesteps.tolist()):
+            name, g = self.select(t, boundary_t, guide)
             model = self.experts[name]
-            t_val = torch.tensor([float(t_int)], dtype=torch.float32, device=self.device)
+            t_val = torch.tensor([float(t)], dtype=torch.float32, device=self.device)
             t_in = t_val if t_mask is None else (t_mask * t_val)[None]
             x_in = latent if y is None else torch.cat([latent, y])
             x_in = x_in[None]
             cond = model(x_in, t_in, context)[0]
-            uncond = model(x_in, t_in, context_null)[0]
-            v = uncond + g * (cond - uncond)
+            if g == 1.0:                       # no guidance: the uncond pass would cancel out
+                v, calls = cond, 1
+            else:
+                uncond = model(x_in, t_in, context_null)[0]
+                v, calls = uncond + g * (cond - uncond), 2
             latent = scheduler.step(v, i, latent)
             if keep is not None:
                 latent = (1.0 - keep) * z0 + keep * latent
-            self.trace.append({"index": i, "t": t_int, "expert": name, "guidance": g})
+            self.trace.append({"index": i, "t": t, "expert": name, "guidance": g, "dit_calls": calls})
             if progress is not None:
                 progress(i + 1, steps)
 

@@ -1,4 +1,5 @@
-"""Flow-matching samplers used by Wan 2.2: UniPC (the official default) and plain Euler.
+"""Flow-matching samplers used by Wan 2.2: UniPC (the official default), plain Euler, and
+"lightning" (Euler on the schedule of the 4-step distilled models, at the end of this text).
 
 Model output convention: the DiT predicts the flow velocity ``v`` of the straight path
 ``x(sigma) = (1 - sigma) * x0 + sigma * noise``; the data prediction is
@@ -23,9 +24,22 @@ in principle. ``lambda(sigma) = log(1 - sigma) - log(sigma)``; ``h = lambda_t - 
 One known divergence: the official scheduler locates its first step by searching the
 integer timesteps and starts at index 1 when ``timesteps[0] == timesteps[1]`` (possible
 only with steps * shift of roughly 1000 or more); here the caller passes the index.
+
+Lightning (Wan2.2-Lightning / LightX2V few-step sampling), N = num_train_timesteps:
+
+* ``t = numpy.linspace(N, 0, steps + 1, dtype=float32)`` (numpy computes ``i * (-N/steps) + N``
+  in float64, sets the last value to exactly 0, then rounds to float32);
+* ``sigma = t / N`` in float32;
+* ``sigma' = (shift * sigma) / (1 + (shift - 1) * sigma)``, each operation in float32 with the
+  scalars ``float32(shift)`` and ``float32(shift - 1)``; ``sigmas = sigma'`` (float32
+  [steps + 1], the last one 0);
+* ``timesteps = sigma'[:steps] * N`` in float32, NOT truncated: a float32 tensor (the other
+  samplers' timesteps are int64). 4 steps at shift 5: 1000, 937.5, 833.3333, 625.
+* step: Euler, ``x_{i+1} = float32(x_i) + (sigma_{i+1} - sigma_i) * v``.
 """
 from typing import List, Optional
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -187,10 +201,47 @@ class FlowUniPCScheduler(_FlowSchedulerBase):
         return x_t - alpha_t * b_h * (rhos[0] * d1 + rhos[1] * d1_t)
 
 
+def lightning_sigmas(steps: int, shift: float, num_train_timesteps: int = 1000) -> Tensor:
+    """The float32 shifted sigmas [steps + 1] of the lightning schedule (module docstring)."""
+    steps, shift, n = int(steps), float(shift), int(num_train_timesteps)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if shift <= 0:
+        raise ValueError(f"shift must be > 0, got {shift}")
+    t = torch.from_numpy(np.linspace(n, 0, steps + 1, dtype=np.float32).copy())
+    sigma = t / torch.tensor(float(n), dtype=torch.float32)
+    shift_f = torch.tensor(shift, dtype=torch.float32)
+    shift_m1 = torch.tensor(shift - 1.0, dtype=torch.float32)
+    return (shift_f * sigma) / (1.0 + shift_m1 * sigma)
+
+
+class FlowLightningScheduler(FlowEulerScheduler):
+    """Euler on the few-step distilled schedule; float32 (untruncated) timesteps."""
+
+    def set_timesteps(self, steps: int, shift: float) -> None:
+        """Build ``timesteps`` (float32 [steps]) and ``sigmas`` (float32 [steps+1], last 0)."""
+        sigmas = lightning_sigmas(steps, shift, self.num_train_timesteps)
+        n = torch.tensor(float(self.num_train_timesteps), dtype=torch.float32)
+        self.timesteps = sigmas[:-1] * n
+        self.sigmas = sigmas
+        self._reset()
+
+    def step(self, model_output: Tensor, timestep_index: int, sample: Tensor) -> Tensor:
+        """Advance ``sample`` (promoted to float32) from sigma_i to sigma_{i+1}."""
+        i = self._check_index(timestep_index)
+        dt = self.sigmas[i + 1] - self.sigmas[i]
+        return sample.float() + dt * model_output
+
+
+SAMPLERS = ("unipc", "euler", "lightning")
+
+
 def make_scheduler(name: str, num_train_timesteps: int = 1000):
-    """Scheduler by name: "unipc" (Wan's default) or "euler"."""
+    """Scheduler by name: "unipc" (Wan's default), "euler" or "lightning"."""
     if name == "unipc":
         return FlowUniPCScheduler(num_train_timesteps)
     if name == "euler":
         return FlowEulerScheduler(num_train_timesteps)
-    raise ValueError(f"unknown sampler '{name}'; known: unipc, euler")
+    if name == "lightning":
+        return FlowLightningScheduler(num_train_timesteps)
+    raise ValueError(f"unknown sampler '{name}'; known: {', '.join(SAMPLERS)}")

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a struct, a signature or a status value of this header changes. */
-#define WANRT_ABI_VERSION 1
+#define WANRT_ABI_VERSION 2
 
 /* Outcome of a call; the non-zero values equal wanrun's exit codes. */
 typedef enum wanrt_status {
@@ -68,6 +68,13 @@ WANRT_API wanrt_status wanrt_set_host_allocator(const char* policy);
 /* A loaded bundle. */
 typedef struct wanrt_model wanrt_model;
 
+/* A LoRA merged into the DiTs' weights at open (docs/lora.md). */
+typedef struct wanrt_lora {
+  const char* path;    /* a .safetensors LoRA file (official, PEFT or diffusers layout) */
+  double strength;     /* the multiplier of its deltas: 1 for full strength, 0 changes nothing */
+  const char* experts; /* NULL or "all": every DiT; "high" / "low": one expert of an A14B model */
+} wanrt_lora;
+
 /* How to open a bundle and plan its runs. Strings may be NULL (= the planner decides). */
 typedef struct wanrt_open_options {
   int verify;                 /* non-zero: check every file's sha256 (default 1) */
@@ -79,6 +86,9 @@ typedef struct wanrt_open_options {
   int64_t vram_budget;        /* device bytes the weights may hold; 0: none */
   int auto_optimize;          /* non-zero: plan every request for this machine (default 0) */
   int fallback;               /* non-zero: after out-of-memory, step the plan down (default 1) */
+  const wanrt_lora* loras;    /* lora_count LoRAs, stacked in this order (default none) */
+  int lora_count;
+  int lora_allow_partial;     /* non-zero: apply the keys that match, skip the rest (default 0) */
 } wanrt_open_options;
 
 /* Fills `options` with the defaults. */
@@ -103,7 +113,8 @@ typedef struct wanrt_request {
   int64_t seed;                /* < 0: a random seed (in the report) */
   double guidance;             /* > 0: both experts' guidance scale */
   double shift;                /* > 0: flow-matching shift */
-  const char* sampler;         /* "unipc" or "euler" */
+  const char* sampler;         /* "unipc", "euler" or "lightning" */
+  const char* preset;          /* NULL or a sampling preset: "lightning" (4 steps, guidance 1) */
   const uint8_t* image_rgb;    /* first frame, RGB rows packed (I2V: required; TI2V: optional) */
   int image_width, image_height;
 } wanrt_request;
