@@ -177,6 +177,7 @@ int generate_once(const GenerateOptions& o, StopPoint& where) {
   context.auto_optimize = o.auto_optimize;
   context.vram_budget = vram_budget;
   context.streamed = !o.no_stream;
+  context.loras = bindings::loras_json(*pipeline->model());
   context.load_seconds = pipeline->load_seconds();
   context.total_seconds = total;
   const nlohmann::json report =

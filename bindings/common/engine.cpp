@@ -105,6 +105,7 @@ EngineRun Engine::generate(wan22::GenerateRequest request, const wan22::Callback
   context.auto_optimize = options_.auto_optimize;
   context.vram_budget = options_.vram_budget;
   context.streamed = with_writer.on_frames != nullptr;
+  context.loras = loras_json(*model_);
   context.load_seconds = model_->load_seconds();
   context.total_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

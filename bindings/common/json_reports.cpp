@@ -267,6 +267,32 @@ nlohmann::json host_allocator_json() {
           {"cuda_alloc_conf", cuda_conf ? nlohmann::json(cuda_conf) : nlohmann::json(nullptr)}};
 }
 
+nlohmann::json loras_json(const wan22::Model& model) {
+  const auto& files = model.loras().files();
+  if (files.empty()) return nullptr;
+  nlohmann::json given = nlohmann::json::array();
+  for (const auto& [spec, file] : files) {
+    given.push_back({{"path", spec.path},
+                     {"strength", spec.strength},
+                     {"experts", wan22::lora_experts_name(spec.experts)},
+                     {"layouts", file->layouts},
+                     {"rank", file->max_rank}});
+  }
+  nlohmann::json merges = nlohmann::json::array();
+  for (const wan22::LoraMerge& m : model.lora_merges()) {
+    std::vector<std::string> unmatched;
+    for (const auto& keys : m.report.plan.unmatched_keys) {
+      unmatched.insert(unmatched.end(), keys.begin(), keys.end());
+    }
+    merges.push_back({{"component", m.component},
+                      {"tensors", m.report.tensors},
+                      {"merged_bytes", m.report.merged_bytes},
+                      {"seconds", m.report.seconds},
+                      {"unmatched_keys", unmatched}});
+  }
+  return {{"files", given}, {"merges", merges}};
+}
+
 nlohmann::json run_report_json(const RunContext& o, const wan22::WanSpec& spec,
                                const OptimizationPlan& plan, const wan22::GenerateResult& result) {
   const auto& r = result.request;
@@ -302,6 +328,7 @@ nlohmann::json run_report_json(const RunContext& o, const wan22::WanSpec& spec,
         {"preset", r.preset.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.preset)},
         {"user_set", r.user_set}}},
       {"plan", applied},
+      {"loras", o.loras},
       {"fps", result.fps},
       {"expert_trace", result.expert_trace},
       {"times_s", times},

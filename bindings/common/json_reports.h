@@ -37,7 +37,11 @@ struct RunContext {
   bool streamed = true;        ///< frames streamed as decoded (else the video was kept)
   double load_seconds = 0;
   double total_seconds = 0;
+  nlohmann::json loras;        ///< loras_json() of the model (null: none given)
 };
+
+/// The LoRAs a model was loaded with and the last merge into each DiT; null when none.
+nlohmann::json loras_json(const wan22::Model& model);
 
 /// The report of one run: request as resolved, plan as applied (with fallbacks and
 /// chunking), expert trace, stage times and peaks.

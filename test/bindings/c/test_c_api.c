@@ -183,6 +183,46 @@ int main(int argc, char** argv) {
   CHECK(strlen(wanrt_last_error_hint()) > 0);
   wanrt_close(other);
 
+  /* LoRAs at open and the lightning preset: a bad experts string is a usage error, a LoRA
+     that does not fit a bundle error, and a good pair runs 4 steps */
+  {
+    char high[1024], low[1024], other_family[1024], path[1024];
+    wanrt_lora loras[2];
+    snprintf(high, sizeof high, "%s/loras/t2v-moe-high.safetensors", argv[1]);
+    snprintf(low, sizeof low, "%s/loras/t2v-moe-low.safetensors", argv[1]);
+    snprintf(other_family, sizeof other_family, "%s/loras/other-family.safetensors", argv[1]);
+    snprintf(path, sizeof path, "%s/tiny-t2v-moe", argv[1]);
+    loras[0].path = high;
+    loras[0].strength = 1.0;
+    loras[0].experts = "high";
+    loras[1].path = low;
+    loras[1].strength = 0.5;
+    loras[1].experts = "sideways";
+    wanrt_open_options_init(&options);
+    options.threads = 1;
+    options.loras = loras;
+    options.lora_count = 2;
+    CHECK(wanrt_open(path, &options, &other) == WANRT_ERROR_USAGE);
+    CHECK(strstr(wanrt_last_error(), "sideways") != NULL);
+    loras[1].experts = "low";
+    CHECK(wanrt_open(path, &options, &other) == WANRT_OK);
+    request = small_request();
+    request.steps = 0; /* the preset's 4 */
+    request.preset = "lightning";
+    CHECK(wanrt_generate(other, &request, NULL, NULL, &json) == WANRT_OK);
+    CHECK(json != NULL && strstr(json, "\"dit_calls\": 4") != NULL);
+    CHECK(strstr(json, "\"preset\": \"lightning\"") != NULL);
+    CHECK(strstr(json, "t2v-moe-high.safetensors") != NULL);
+    wanrt_free(json);
+    wanrt_close(other);
+    loras[0].path = other_family;
+    loras[0].experts = NULL;
+    options.lora_count = 1;
+    snprintf(path, sizeof path, "%s/tiny-ti2v", argv[1]);
+    CHECK(wanrt_open(path, &options, &other) == WANRT_ERROR_BUNDLE);
+    CHECK(strstr(wanrt_last_error(), "does not fit") != NULL);
+  }
+
   /* internal, and every other category through the test hook */
   CHECK(wanrt_debug_fail(WANRT_ERROR_INTERNAL) == WANRT_ERROR_INTERNAL);
   CHECK(strstr(wanrt_last_error(), "debug: internal") != NULL);

@@ -157,3 +157,19 @@ def test_the_host_allocator_is_decided_once_per_process(bundle):
     wanrt.set_host_allocator(decided)  # asking for what is in effect is fine
     with pytest.raises(wanrt.UsageError, match=f"already set up as '{decided}'"):
         wanrt.set_host_allocator(other)
+
+
+def test_loras_per_expert_and_the_lightning_preset():
+    loras = TINY / "loras"
+    b = wanrt.Bundle(str(TINY / "tiny-t2v-moe"), threads=1,
+                     loras_high=[str(loras / "t2v-moe-high.safetensors")],
+                     loras_low=[f"{loras / 't2v-moe-low.safetensors'}:0.5"])
+    frames, report = b.generate(prompt="a heron over a lake", frames=5, seed=5, preset="lightning")
+    assert frames.shape[0] == 5
+    assert report["request"]["steps"] == 4 and report["request"]["preset"] == "lightning"
+    assert report["plan"]["chunking"]["dit_calls"] == 4
+    assert [f["strength"] for f in report["loras"]["files"]] == [1.0, 0.5]
+    with pytest.raises(wanrt.UsageError, match="not a number"):
+        wanrt.Bundle(str(BUNDLE), loras=["x.safetensors:lots"])
+    with pytest.raises(wanrt.BundleError, match="does not fit"):
+        wanrt.Bundle(str(BUNDLE), loras=[str(loras / "other-family.safetensors")])
