@@ -9,7 +9,7 @@
   convert --in DIR --out DIR [--format 2|1] [--force]
   profiles --out DIR
   tiny-bundles --out DIR [--force] [--attention math|sdpa] [--format 2|1]
-  synth-lora --bundle DIR [--component dit] --layout L --rank R [--alpha A] [--seed S] --out FILE
+  synth-lora --bundle DIR [--component dit] --layout L --rank R [--alpha A] [--seed S] [--dtype fp32|bf16] --out FILE
 
 --lora merges a LoRA file (wanrt_export/lora.py lists the layouts it reads) into every DiT
 expert at strength S (default 1), --lora-high / --lora-low into the A14B high- / low-noise
@@ -112,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     sl.add_argument("--rank", type=int, required=True)
     sl.add_argument("--alpha", type=float, help="alpha (default: rank/2 where the layout stores one)")
     sl.add_argument("--seed", type=int, default=0)
+    sl.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
+                    help="dtype of the stored factors and deltas (default: %(default)s)")
     sl.add_argument("--out", type=Path, required=True, metavar="FILE")
     for cmd in (e, t):
         cmd.add_argument("--attention", choices=attn.MODES, default=attn.default_mode(),
@@ -165,7 +167,9 @@ def _cmd_export(p: argparse.ArgumentParser, a: argparse.Namespace) -> int:
 def _cmd_synth_lora(a: argparse.Namespace) -> int:
     from .lora_synth import bundle_shapes, write_synth_lora
     shapes = bundle_shapes(a.bundle, a.component)
-    write_synth_lora(a.out, shapes, a.layout, a.rank, a.alpha, a.seed)
+    import torch
+    write_synth_lora(a.out, shapes, a.layout, a.rank, a.alpha, a.seed,
+                     dtype=torch.bfloat16 if a.dtype == "bf16" else torch.float32)
     _progress(f"wrote {a.out}")
     return 0
 

@@ -171,9 +171,13 @@ def bundle_shapes(bundle_dir: PathLike, component: str = "dit") -> Shapes:
 def write_synth_lora(path: PathLike, shapes: Shapes, layout: str = "official", rank: int = 4,
                      alpha: Optional[float] = None, seed: int = 0,
                      targets: Optional[Sequence[str]] = None,
-                     extra: Optional[Dict[str, Tensor]] = None) -> Path:
-    """synth_lora(...) (plus `extra` tensors, e.g. keys that match nothing) written to `path`."""
+                     extra: Optional[Dict[str, Tensor]] = None,
+                     dtype: torch.dtype = torch.float32) -> Path:
+    """synth_lora(...) (plus `extra` tensors, e.g. keys that match nothing) written to `path`,
+    its tensors stored in `dtype` (bf16 like the published Lightning files; alpha stays float32)."""
     tensors = synth_lora(shapes, layout, rank, alpha, seed, targets)
+    if dtype != torch.float32:
+        tensors = {k: v if k.endswith(".alpha") else v.to(dtype) for k, v in tensors.items()}
     tensors.update(extra or {})
     return write_lora(tensors, path, layout)
 
