@@ -6,7 +6,7 @@ PRESET    ?= release
 BUILD_DIR := build/$(PRESET)
 JOBS      ?= $(shell nproc)
 
-.PHONY: all deps configure build test demo clean
+.PHONY: all deps configure build test soak demo clean
 
 all: build
 
@@ -29,6 +29,11 @@ build: configure
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+# 200 generations in one process through the C++ API: RSS band, descriptors, threads
+# (docs/development.md); needs the tiny bundles `make test` writes.
+soak: test
+	$(BUILD_DIR)/test/wanrt_soak $(BUILD_DIR)/tiny-bundles
 
 DEMO_OUT ?= $(BUILD_DIR)/demo.mp4
 DEMO_PROMPT ?= a red fox running through fresh snow, cinematic lighting

@@ -1,6 +1,7 @@
 // Paths, destinations, temporaries and the format-independent part of VideoWriter; the
 // encoders live in video_writer_mp4.cpp and video_writer_png.cpp.
 #include "io/video_writer.h"
+#include "io/temp_registry.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -135,6 +136,7 @@ class TempOutput {
       }
       if (rc == 0) {
         path_ = candidate;
+        slot_ = register_temporary(path_.c_str(), directory);
         return;
       }
       if (errno != EEXIST) {
@@ -148,6 +150,7 @@ class TempOutput {
   TempOutput(const TempOutput&) = delete;
   TempOutput& operator=(const TempOutput&) = delete;
   ~TempOutput() {
+    unregister_temporary(slot_);
     if (path_.empty()) return;
     std::error_code ignored;
     fs::remove_all(path_, ignored);
@@ -162,6 +165,8 @@ class TempOutput {
       if (::rename(path_.c_str(), dest_.path.c_str()) != 0) {
         throw_io(errno, fmt::format("cannot rename '{}' to '{}'", path_, dest_.shown));
       }
+      unregister_temporary(slot_);
+      slot_ = -1;
       path_.clear();
     } else {
       publish_directory();
@@ -177,6 +182,8 @@ class TempOutput {
   void publish_directory() {
     fsync_path(path_, true);
     // rename() replaces a missing or empty directory atomically.
+    unregister_temporary(slot_);  // from here on the directory may be the published one
+    slot_ = -1;
     if (::rename(path_.c_str(), dest_.path.c_str()) == 0) {
       path_.clear();
       return;
@@ -205,6 +212,7 @@ class TempOutput {
   }
 
   Destination dest_;
+  int slot_ = -1;  // in the temporaries registry (io/temp_registry.h)
   bool directory_;
   std::string path_;
 };

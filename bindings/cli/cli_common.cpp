@@ -3,9 +3,14 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
+#include <string>
+#include <vector>
 
+#include "io/temp_registry.h"
 #include "runtime/error.h"
 
 namespace wanrt::cli {
@@ -16,7 +21,41 @@ std::atomic<int> g_signal{0};
 
 extern "C" void on_interrupt(int signo) {
   g_signal.store(signo);
-  if (g_interrupts.fetch_add(1) >= 1) _exit(128 + signo);  // a second signal: give up at once
+  if (g_interrupts.fetch_add(1) >= 1) {
+    // A second signal: give up at once, but leave no temporary output behind.
+    remove_registered_temporaries();
+    _exit(128 + signo);
+  }
+}
+
+// The test hook (docs/development.md): WANRT_TEST_SIGNAL_AT="STAGE:STEP[:COUNT[:SIGNAL]]".
+struct SignalAt {
+  std::string stage;
+  int step = 0, count = 1, signo = SIGINT;
+  bool armed = false;
+};
+
+SignalAt parse_signal_at() {
+  SignalAt at;
+  const char* text = std::getenv("WANRT_TEST_SIGNAL_AT");
+  if (text == nullptr || *text == '\0') return at;
+  std::vector<std::string> parts;
+  std::string part;
+  for (const char* c = text;; ++c) {
+    if (*c == ':' || *c == '\0') {
+      parts.push_back(part);
+      part.clear();
+      if (*c == '\0') break;
+    } else {
+      part += *c;
+    }
+  }
+  at.stage = parts[0];
+  if (parts.size() > 1) at.step = std::atoi(parts[1].c_str());
+  if (parts.size() > 2) at.count = std::max(1, std::atoi(parts[2].c_str()));
+  if (parts.size() > 3) at.signo = parts[3] == "TERM" ? SIGTERM : SIGINT;
+  at.armed = true;
+  return at;
 }
 
 }  // namespace
@@ -64,6 +103,13 @@ void install_interrupt_handler() {
 }
 
 bool cancel_requested() { return g_interrupts.load() > 0; }
+
+void test_signal_hook(const std::string& stage, int step) {
+  static SignalAt at = parse_signal_at();
+  if (!at.armed || stage != at.stage || step != at.step) return;
+  at.armed = false;
+  for (int i = 0; i < at.count; ++i) std::raise(at.signo);
+}
 
 int interrupt_signal() { return g_signal.load(); }
 

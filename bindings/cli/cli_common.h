@@ -15,9 +15,15 @@ std::pair<int, int> parse_size(const std::string& text);
 std::string default_bundle_dir();
 
 /// Installs a SIGINT/SIGTERM handler that sets the flag returned by cancel_requested(); a
-/// second signal exits at once with 128 + its number (130 for Ctrl-C). Also ignores SIGXFSZ,
-/// so that a file size limit is a write error rather than a kill.
+/// second signal removes the temporary outputs (io/temp_registry.h) and exits at once with
+/// 128 + its number (130 for Ctrl-C). Also ignores SIGXFSZ, so that a file size limit is a
+/// write error rather than a kill.
 void install_interrupt_handler();
+
+/// Test hook for interrupted runs (docs/development.md): with WANRT_TEST_SIGNAL_AT set to
+/// "STAGE:STEP[:COUNT[:INT|TERM]]", the first progress event of STAGE at STEP raises the signal
+/// COUNT times in this process, as if it came from outside. Does nothing otherwise.
+void test_signal_hook(const std::string& stage, int step);
 
 /// True once SIGINT or SIGTERM arrived.
 bool cancel_requested();

@@ -77,6 +77,7 @@ struct StopPoint {
     stage = s;
     step = i;
     total = n;
+    test_signal_hook(s, i);
   }
 };
 

@@ -41,9 +41,11 @@ PromptContexts encode_prompts(ComponentRunner& runner, const Tokenizer& tokenize
   const bool negative = request.guide_low != 1.0 || request.guide_high != 1.0;
   const int total = negative ? 2 : 1;
   report(callbacks, "text_encoder", 0, total);
+  check_cancelled(callbacks, "text encoding");
   out.cond = encode_text(runner, tokenizer, request.prompt);
   report(callbacks, "text_encoder", 1, total);
   if (negative) {
+    check_cancelled(callbacks, "text encoding");
     out.uncond = encode_text(runner, tokenizer, request.negative_prompt);
     report(callbacks, "text_encoder", 2, total);
   }
