@@ -98,9 +98,11 @@ std::shared_ptr<const LoraFile> read_lora_file(const std::string& path) {
   // are, and then simply match nothing).
   for (const char* prefix : kPrefixes) {
     const std::string p = prefix;
-    const bool all = !entries.empty() && std::all_of(entries.begin(), entries.end(), [&](const auto& e) {
+    const auto has_prefix = [&](const SafetensorsEntry& e) {
       return e.name.compare(0, p.size(), p) == 0;
-    });
+    };
+    const bool all =
+        !entries.empty() && std::all_of(entries.begin(), entries.end(), has_prefix);
     if (all) {
       lora->prefix = p;
       break;
@@ -122,7 +124,8 @@ std::shared_ptr<const LoraFile> read_lora_file(const std::string& path) {
       unknown.push_back(e.name);
       continue;
     }
-    const std::string module = key.substr(0, key.size() - std::char_traits<char>::length(found->text));
+    const std::size_t suffix = std::char_traits<char>::length(found->text);
+    const std::string module = key.substr(0, key.size() - suffix);
     auto [it, inserted] = index.emplace(module, lora->deltas.size());
     if (inserted) {
       lora->deltas.emplace_back();
@@ -130,8 +133,9 @@ std::shared_ptr<const LoraFile> read_lora_file(const std::string& path) {
     }
     LoraDelta& d = lora->deltas[it->second];
     d.keys.push_back(e.name);
+    auto& layouts = lora->layouts;
     if (found->layout &&
-        std::find(lora->layouts.begin(), lora->layouts.end(), found->layout) == lora->layouts.end()) {
+        std::find(layouts.begin(), layouts.end(), found->layout) == layouts.end()) {
       lora->layouts.emplace_back(found->layout);
     }
     const SafetensorsEntry** slot = nullptr;
@@ -176,12 +180,14 @@ std::shared_ptr<const LoraFile> read_lora_file(const std::string& path) {
     if (static_cast<bool>(d.down) != static_cast<bool>(d.up)) {
       throw Error(ErrorCategory::kBundle,
                   fmt::format("{}: module '{}' has {} but no {}", where, d.module,
-                              d.down ? d.down->name : d.up->name, d.down ? "up factor" : "down factor"),
+                              d.down ? d.down->name : d.up->name,
+                              d.down ? "up factor" : "down factor"),
                   "the file is incomplete or damaged; re-download or re-export it");
     }
     if (!d.down && d.alpha) {
       throw Error(ErrorCategory::kBundle,
-                  fmt::format("{}: module '{}' has an alpha but no low-rank factors", where, d.module),
+                  fmt::format("{}: module '{}' has an alpha but no low-rank factors", where,
+                              d.module),
                   "the file is incomplete or damaged; re-download or re-export it");
     }
     if (!d.down) continue;

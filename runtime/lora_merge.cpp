@@ -41,7 +41,9 @@ bool low_rank_fits(const LoraDelta& d, const std::vector<std::int64_t>& shape) {
   const auto& down = d.down->shape;
   if (shape.size() < 2 || up[0] != shape[0]) return false;
   if (product(up.begin() + 2, up.end()) != 1) return false;
-  if (down.size() == shape.size()) return std::equal(down.begin() + 1, down.end(), shape.begin() + 1);
+  if (down.size() == shape.size()) {
+    return std::equal(down.begin() + 1, down.end(), shape.begin() + 1);
+  }
   return down.size() == 2 && down[1] == product(shape.begin() + 1, shape.end());
 }
 

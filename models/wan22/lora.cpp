@@ -58,7 +58,8 @@ LoraSpec parse_lora_spec(const std::string& text, LoraExperts experts) {
   const std::string tail = text.substr(colon + 1);
   std::error_code ec;
   if (tail.empty()) {
-    throw Error(ErrorCategory::kUsage, fmt::format("LoRA '{}': the strength after ':' is empty", text),
+    throw Error(ErrorCategory::kUsage,
+                fmt::format("LoRA '{}': the strength after ':' is empty", text),
                 "write FILE or FILE:STRENGTH, e.g. style.safetensors:0.8");
   }
   errno = 0;

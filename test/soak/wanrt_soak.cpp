@@ -2,15 +2,17 @@
 // through the C++ API, valid and invalid requests mixed, on the tiny bundles; checks that the
 // resident memory stays in a band and that no file descriptor or thread is leaked.
 //
-//   wanrt_soak TINY_BUNDLES_DIR [--runs N] [--quick] [--reload-every K]
+//   wanrt_soak TINY_BUNDLES_DIR [--runs N] [--quick] [--reload-every K] [--reuse-sessions]
 //
-// --runs N (default 200); --quick: 30 runs (CI). Every K-th run (default 25; 0: never)
-// reloads a model, with a LoRA on alternate reloads. After a warm-up of 10 runs the RSS, the open descriptors
-// (/proc/self/fd) and the threads (/proc/self/status) are sampled after every run. Fails (exit
-// 1) when: a valid request fails or an invalid one succeeds or fails with another category
-// than usage; the descriptors or threads at the end exceed those after the warm-up; or the
-// peak RSS of the last half of the runs exceeds the first half's by more than 32 MiB (a leak
-// of 0.3 MiB a run over 200 runs). Prints one JSON summary line.
+// --runs N (default 200); --quick: 30 runs (CI). Every K-th run (default 25; 0: never) reloads
+// a model, with a LoRA on alternate reloads. Each run opens its own Session unless
+// --reuse-sessions (one per bundle; for telling a per-session leak from others). After a
+// warm-up of 10 runs the RSS, the open descriptors (/proc/self/fd) and the threads
+// (/proc/self/status) are sampled after every run (WANRT_SOAK_TRACE=1 prints the RSS). Fails
+// (exit 1) when: a valid request fails or an invalid one succeeds or fails with another
+// category than usage; the descriptors or threads at the end exceed those after the warm-up;
+// or the peak RSS of the last half of the runs exceeds the first half's by more than 32 MiB (a
+// leak of 0.3 MiB a run over 200 runs). Prints one JSON summary line.
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
@@ -73,7 +75,10 @@ Case make_case(int i) {
   if (i % 6 == 5) r.chunk_frames = 5;
   if (i % 8 == 7) r.vae_tile = 32;
   if (c.bundle == "tiny-i2v-moe" || (c.bundle == "tiny-ti2v" && i % 2 == 0)) {
-    r.image = at::randint(0, 256, {40 + i % 9, 48}, at::kByte).unsqueeze(2).expand({-1, -1, 3}).contiguous();
+    r.image = at::randint(0, 256, {40 + i % 9, 48}, at::kByte)
+                  .unsqueeze(2)
+                  .expand({-1, -1, 3})
+                  .contiguous();
   }
   if (i % 5 == 4) {
     c.valid = false;
@@ -92,7 +97,9 @@ Case make_case(int i) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    fmt::print(stderr, "usage: wanrt_soak TINY_BUNDLES_DIR [--runs N] [--quick] [--reload-every K]\n");
+    fmt::print(stderr,
+               "usage: wanrt_soak TINY_BUNDLES_DIR [--runs N] [--quick] [--reload-every K] "
+               "[--reuse-sessions]\n");
     return 2;
   }
   const fs::path dir = argv[1];
@@ -173,7 +180,9 @@ int main(int argc, char** argv) {
     }
     if (i + 1 >= warmup) {
       rss.push_back(read_proc_kib_field("/proc/self/status", "VmRSS"));
-      if (std::getenv("WANRT_SOAK_TRACE")) fmt::print(stderr, "run {} rss {}\n", i, rss.back() >> 20);
+      if (std::getenv("WANRT_SOAK_TRACE")) {
+        fmt::print(stderr, "run {} rss {}\n", i, rss.back() >> 20);
+      }
       max_fds = std::max(max_fds, open_descriptors());
       max_threads = std::max(max_threads, threads());
     }
@@ -198,9 +207,13 @@ int main(int argc, char** argv) {
       runs, invalid, failures, seconds, low, std::max(first_peak, last_peak), first_peak,
       last_peak, growth, base_fds, max_fds, fds, base_threads, max_threads, end_threads,
       failures == 0 && fds_ok && threads_ok && rss_ok);
-  if (!fds_ok) fmt::print(stderr, "file descriptors leaked: {} after warm-up, {} at the end\n", base_fds, fds);
+  if (!fds_ok) {
+    fmt::print(stderr, "file descriptors leaked: {} after warm-up, {} at the end\n", base_fds,
+               fds);
+  }
   if (!threads_ok) {
-    fmt::print(stderr, "threads leaked: {} after warm-up, {} at the end\n", base_threads, end_threads);
+    fmt::print(stderr, "threads leaked: {} after warm-up, {} at the end\n", base_threads,
+               end_threads);
   }
   if (!rss_ok) fmt::print(stderr, "RSS grew by {} MiB between the halves\n", growth >> 20);
   return failures == 0 && fds_ok && threads_ok && rss_ok ? 0 : 1;
