@@ -36,6 +36,19 @@ using ffmpeg::SwsPtr;
 
 const char* const kImageHint = "give a PNG, JPEG, BMP or WebP image file";
 
+// The most pixels an input image may have (8192 x 8192; the models use at most 1280 x 720).
+// Decoders refuse larger frames before allocating them, so a crafted header cannot make the
+// reader allocate gigabytes.
+constexpr std::int64_t kMaxImagePixels = std::int64_t{8192} * 8192;
+
+[[noreturn]] void throw_too_large(const std::string& path, std::int64_t width,
+                                  std::int64_t height) {
+  throw Error(ErrorCategory::kUsage,
+              fmt::format("{}: the image is {}x{} pixels, more than wanrt reads ({} megapixels)",
+                          path, width, height, kMaxImagePixels / 1000000),
+              "scale it down first; the models generate at most 1280x720");
+}
+
 [[noreturn]] void throw_unreadable(const std::string& path, const std::string& what, int rc) {
   throw Error(ErrorCategory::kUsage, fmt::format("{}: {}: {}", path, what, av_error_text(rc)),
               kImageHint);
@@ -116,9 +129,14 @@ FramePtr decode_first_frame(const std::string& path, AVFormatContext* container)
   if (stream_index < 0) throw_unreadable(path, "no image in the file", stream_index);
   const AVStream* stream = container->streams[stream_index];
 
+  const AVCodecParameters* par = stream->codecpar;
+  if (std::int64_t{par->width} * par->height > kMaxImagePixels) {
+    throw_too_large(path, par->width, par->height);
+  }
   CodecContextPtr decoder(check_alloc(avcodec_alloc_context3(codec), "an image decoder"));
-  const int params_rc = avcodec_parameters_to_context(decoder.get(), stream->codecpar);
+  const int params_rc = avcodec_parameters_to_context(decoder.get(), par);
   if (params_rc < 0) throw_unreadable(path, "unusable stream parameters", params_rc);
+  decoder->max_pixels = kMaxImagePixels;
   const int open_rc = avcodec_open2(decoder.get(), codec, nullptr);
   if (open_rc < 0) {
     throw_unreadable(path, fmt::format("cannot open the {} decoder", codec->name), open_rc);
@@ -127,13 +145,28 @@ FramePtr decode_first_frame(const std::string& path, AVFormatContext* container)
   FramePtr frame(check_alloc(av_frame_alloc(), "a decoded image"));
   PacketPtr packet(check_alloc(av_packet_alloc(), "a packet"));
   const std::string decoding = fmt::format("cannot decode it as {}", codec->name);
+  // A decoding error. The decoders refuse a frame over max_pixels with EINVAL before they set
+  // its size, so that case can only be named as a possibility.
+  auto fail = [&](int rc) {
+    if (std::int64_t{decoder->width} * decoder->height > kMaxImagePixels) {
+      throw_too_large(path, decoder->width, decoder->height);
+    }
+    if (rc == AVERROR(EINVAL)) {
+      throw Error(ErrorCategory::kUsage,
+                  fmt::format("{}: {}: {}", path, decoding, av_error_text(rc)),
+                  "the image may be larger than wanrt reads (8192x8192 pixels); scale it down, "
+                  "or convert it to PNG or JPEG");
+    }
+    throw_unreadable(path, decoding, rc);
+  };
   // Returns true once a frame is out; EAGAIN means the decoder wants more input.
   auto receive = [&]() {
     const int rc = avcodec_receive_frame(decoder.get(), frame.get());
     if (rc >= 0) return true;
     if (rc == AVERROR(EAGAIN)) return false;
     if (rc == AVERROR_EOF) throw_unreadable(path, "no image data", AVERROR_EOF);
-    throw_unreadable(path, decoding, rc);
+    fail(rc);
+    return false;
   };
   for (;;) {
     const int read_rc = av_read_frame(container, packet.get());
@@ -145,11 +178,11 @@ FramePtr decode_first_frame(const std::string& path, AVFormatContext* container)
     }
     const int send_rc = avcodec_send_packet(decoder.get(), packet.get());
     av_packet_unref(packet.get());
-    if (send_rc < 0 && send_rc != AVERROR(EAGAIN)) throw_unreadable(path, decoding, send_rc);
+    if (send_rc < 0 && send_rc != AVERROR(EAGAIN)) fail(send_rc);
     if (receive()) return frame;
   }
   const int flush_rc = avcodec_send_packet(decoder.get(), nullptr);
-  if (flush_rc < 0 && flush_rc != AVERROR_EOF) throw_unreadable(path, decoding, flush_rc);
+  if (flush_rc < 0 && flush_rc != AVERROR_EOF) fail(flush_rc);
   if (receive()) return frame;
   throw_unreadable(path, "no image data", AVERROR_EOF);
 }

@@ -19,8 +19,9 @@ namespace wanrt {
 ///   BT.601 unless tagged otherwise.
 /// - EXIF orientation and ICC colour profiles are ignored: pixels come out as stored.
 /// Errors: Error(kUsage) for a missing file ("<path>: no such file"), a directory, an empty
-/// file, and a file FFmpeg cannot open, recognise or decode (the message names the file and
-/// FFmpeg's error text); Error(kOutOfMemory) when an allocation fails.
+/// file, an image of more than 8192 x 8192 pixels (refused before it is decoded), and a file
+/// FFmpeg cannot open, recognise or decode (the message names the file and FFmpeg's error
+/// text); Error(kOutOfMemory) when an allocation fails.
 at::Tensor read_image(const std::string& path);
 
 }  // namespace wanrt

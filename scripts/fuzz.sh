@@ -25,7 +25,8 @@ if [ ! -f "$build/build.ninja" ]; then
     exit 1
   fi
 fi
-targets=(fuzz_safetensors_header fuzz_manifest fuzz_optim_config fuzz_request_parsers fuzz_text_clean)
+targets=(fuzz_safetensors_header fuzz_manifest fuzz_optim_config fuzz_request_parsers fuzz_text_clean
+         fuzz_image_reader)
 cmake --build "$build" --target "${targets[@]}"
 
 # Seeds: headers of our own weights files (the tiny bundles' when a build exported them) and a
@@ -64,6 +65,26 @@ for s in "\x00640x352" "\x011280x720" "\x016GiB" "\x0124000000" "\x02bf16" "\x03
 done
 printf 'a red fox &amp;amp; a &#x3000;cat\t\n' > "$build/corpus/fuzz_text_clean/html"
 printf '  ideographic\xe3\x80\x80space  ' > "$build/corpus/fuzz_text_clean/spaces"
+
+# Small images in every format the reader names, written with Pillow (python3-pil).
+mkdir -p "$build/corpus/fuzz_image_reader"
+/usr/bin/python3 - "$build/corpus/fuzz_image_reader" <<'PY'
+import sys
+from PIL import Image
+out = sys.argv[1]
+rgb = Image.new("RGB", (7, 5))
+rgb.putdata([(x * 30 % 256, y * 50 % 256, (x * y * 9) % 256) for y in range(5) for x in range(7)])
+rgb.save(f"{out}/rgb.png")
+rgb.convert("RGBA").save(f"{out}/rgba.png")
+rgb.convert("L").save(f"{out}/gray.png")
+rgb.convert("P").save(f"{out}/palette.png")
+rgb.save(f"{out}/rgb.jpg", quality=80)
+rgb.convert("L").save(f"{out}/gray.jpg")
+rgb.save(f"{out}/rgb.bmp")
+rgb.save(f"{out}/rgb.gif")
+rgb.save(f"{out}/rgb.webp", lossless=True)
+Image.new("I;16", (4, 3)).save(f"{out}/gray16.png")
+PY
 
 status=0
 for t in "${targets[@]}"; do

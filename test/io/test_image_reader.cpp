@@ -312,3 +312,50 @@ TEST_CASE("read_image rejects what is not an image with a usage error naming the
     CHECK_THAT(f.message, Catch::StartsWith(path + ": "));
   }
 }
+
+namespace {
+
+// A PNG chunk: length, type, data, CRC-32 (computed here bit by bit, as the PNG standard
+// defines it).
+std::string png_chunk(const std::string& type, const std::string& data) {
+  auto be32 = [](std::uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
+  };
+  std::uint32_t crc = 0xffffffffu;
+  for (unsigned char c : type + data) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+  }
+  return be32(static_cast<std::uint32_t>(data.size())) + type + data + be32(crc ^ 0xffffffffu);
+}
+
+}  // namespace
+
+TEST_CASE("an image larger than 8192x8192 pixels is refused before it is decoded", "[io]") {
+  wanrt_test::TempDir tmp;
+  // A header declaring 9000 x 9000 RGB pixels (81 megapixels) over a few bytes of data: what a
+  // crafted or corrupt file can claim. The reader must refuse it without allocating the frame.
+  auto be32 = [](std::uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
+  };
+  const std::string ihdr = be32(9000) + be32(9000) + std::string("\x08\x02\x00\x00\x00", 5);
+  const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", ihdr) +
+                          png_chunk("IDAT", std::string("\x78\x9c\x03\x00\x00\x00\x00\x01", 8)) +
+                          png_chunk("IEND", "");
+  const std::string path = (tmp.path() / "huge.png").string();
+  write_bytes(path, png);
+  // PNG's decoder refuses the frame (max_pixels) before it records its size, so the reader
+  // can only say what is likely; without the limit it would allocate 243 MB and then fail on
+  // the missing pixel data with another error.
+  wanrt::Error error(ErrorCategory::kInternal, "none");
+  try {
+    read_image(path);
+  } catch (const wanrt::Error& e) {
+    error = e;
+  }
+  CHECK(error.category() == ErrorCategory::kUsage);
+  CHECK_THAT(error.what(), Catch::Contains(path));
+  CHECK_THAT(error.hint(), Catch::Contains("larger than wanrt reads (8192x8192 pixels)"));
+}
