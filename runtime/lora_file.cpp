@@ -13,6 +13,7 @@
 #include <ATen/ATen.h>
 
 #include "runtime/error.h"
+#include "runtime/lora_text.h"
 
 namespace wanrt {
 namespace {
@@ -46,15 +47,7 @@ bool ends_with(const std::string& s, const char* suffix) {
   return s.size() > n && s.compare(s.size() - n, n, suffix) == 0;
 }
 
-std::string shape_text(const std::vector<std::int64_t>& shape) {
-  return fmt::format("[{}]", fmt::join(shape, ", "));
-}
-
-std::string list_some(const std::vector<std::string>& names) {
-  const std::size_t shown = std::min<std::size_t>(names.size(), 5);
-  return fmt::format("{}{}", fmt::join(names.begin(), names.begin() + shown, ", "),
-                     shown < names.size() ? fmt::format(", ... ({} in all)", names.size()) : "");
-}
+using lora_text::shape;
 
 }  // namespace
 
@@ -152,7 +145,7 @@ std::shared_ptr<const LoraFile> read_lora_file(const std::string& path) {
         if (!std::isfinite(value)) {
           throw Error(ErrorCategory::kBundle,
                       fmt::format("{}: '{}' is not one finite number (shape {})", where, e.name,
-                                  shape_text(e.shape)),
+                                  shape(e.shape)),
                       "alpha is the scalar numerator of the LoRA scale alpha / rank");
         }
         d.alpha = value;
@@ -172,7 +165,7 @@ std::shared_ptr<const LoraFile> read_lora_file(const std::string& path) {
   if (!unknown.empty()) {
     throw Error(ErrorCategory::kBundle,
                 fmt::format("{}: {} key(s) of no known LoRA layout: {}", where, unknown.size(),
-                            list_some(unknown)),
+                            lora_text::some(unknown, 5)),
                 "wanrt reads lora_down/lora_up, lora_A/lora_B (with alpha), diff and diff_b keys "
                 "(docs/lora.md)");
   }
@@ -196,8 +189,8 @@ std::shared_ptr<const LoraFile> read_lora_file(const std::string& path) {
       throw Error(ErrorCategory::kBundle,
                   fmt::format("{}: module '{}': factors {} {} and {} {} do not multiply (up is "
                               "[out, rank, ...], down [rank, in, ...])",
-                              where, d.module, d.up->name, shape_text(d.up->shape), d.down->name,
-                              shape_text(d.down->shape)),
+                              where, d.module, d.up->name, shape(d.up->shape), d.down->name,
+                              shape(d.down->shape)),
                   "the file is damaged or of a layout wanrt does not read (docs/lora.md)");
     }
     const std::int64_t r = d.rank();

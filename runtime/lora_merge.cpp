@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "runtime/error.h"
+#include "runtime/lora_text.h"
 #include "runtime/parameter_slots.h"
 
 namespace wanrt {
@@ -20,19 +21,9 @@ constexpr const char* kOtherModelHint =
     "the LoRA was made for a model of another size or family (for example a 14B LoRA on the "
     "5B model); use one made for this model";
 
-std::string shape_text(const std::vector<std::int64_t>& shape) {
-  return fmt::format("[{}]", fmt::join(shape, ", "));
-}
-
 std::int64_t product(std::vector<std::int64_t>::const_iterator begin,
                      std::vector<std::int64_t>::const_iterator end) {
   return std::accumulate(begin, end, std::int64_t{1}, std::multiplies<>());
-}
-
-std::string list_some(const std::vector<std::string>& names) {
-  const std::size_t shown = std::min<std::size_t>(names.size(), 6);
-  return fmt::format("{}{}", fmt::join(names.begin(), names.begin() + shown, ", "),
-                     shown < names.size() ? fmt::format(", ... ({} in all)", names.size()) : "");
 }
 
 // Whether low-rank factors up [out, r, 1...] @ down [r, in...] give a delta of `shape`.
@@ -74,6 +65,15 @@ LoraMergePlan plan_lora_merge(const std::map<std::string, std::vector<std::int64
   for (std::size_t li = 0; li < loras.size(); ++li) {
     const LoraFile& lora = *loras[li].lora;
     const std::string where = fmt::format("LoRA file {}", lora.path);
+    // A full delta (diff, diff_b) must have its parameter's shape.
+    auto check_full = [&](const SafetensorsEntry& delta, const std::string& name,
+                          const std::vector<std::int64_t>& shape) {
+      if (delta.shape == shape) return;
+      throw Error(ErrorCategory::kBundle,
+                  fmt::format("{}: '{}' {} does not fit parameter {} {} of {}", where, delta.name,
+                              lora_text::shape(delta.shape), name, lora_text::shape(shape), what),
+                  kOtherModelHint);
+    };
     for (const LoraDelta& d : lora.deltas) {
       const std::string target = options.map_name ? options.map_name(d.module) : d.module;
       bool matched = false;
@@ -95,17 +95,11 @@ LoraMergePlan plan_lora_merge(const std::map<std::string, std::vector<std::int64
           if (d.down && !low_rank_fits(d, *shape)) {
             throw Error(ErrorCategory::kBundle,
                         fmt::format("{}: '{}' {} @ '{}' {} does not fit parameter {} {} of {}",
-                                    where, d.up->name, shape_text(d.up->shape), d.down->name,
-                                    shape_text(d.down->shape), name, shape_text(*shape), what),
+                                    where, d.up->name, lora_text::shape(d.up->shape), d.down->name,
+                                    lora_text::shape(d.down->shape), name, lora_text::shape(*shape), what),
                         kOtherModelHint);
           }
-          if (d.diff && d.diff->shape != *shape) {
-            throw Error(ErrorCategory::kBundle,
-                        fmt::format("{}: '{}' {} does not fit parameter {} {} of {}", where,
-                                    d.diff->name, shape_text(d.diff->shape), name,
-                                    shape_text(*shape), what),
-                        kOtherModelHint);
-          }
+          if (d.diff) check_full(*d.diff, name, *shape);
           add(name, *shape, {li, &d, false});
           matched = true;
         } else {
@@ -116,13 +110,7 @@ LoraMergePlan plan_lora_merge(const std::map<std::string, std::vector<std::int64
         const std::string name = target.empty() ? "" : target + ".bias";
         const std::vector<std::int64_t>* shape = target.empty() ? nullptr : find(name);
         if (shape) {
-          if (d.diff_b->shape != *shape) {
-            throw Error(ErrorCategory::kBundle,
-                        fmt::format("{}: '{}' {} does not fit parameter {} {} of {}", where,
-                                    d.diff_b->name, shape_text(d.diff_b->shape), name,
-                                    shape_text(*shape), what),
-                        kOtherModelHint);
-          }
+          check_full(*d.diff_b, name, *shape);
           add(name, *shape, {li, &d, true});
           matched = true;
         } else {
@@ -136,7 +124,7 @@ LoraMergePlan plan_lora_merge(const std::map<std::string, std::vector<std::int64
       for (const LoraDelta& d : lora.deltas) modules.push_back(d.module);
       throw Error(ErrorCategory::kBundle,
                   fmt::format("{} matches no parameter of {} (its modules: {})", where, what,
-                              list_some(modules)),
+                              lora_text::some(modules, 6)),
                   "the LoRA is for another model or another component; `wanrun inspect --lora "
                   "FILE` shows what it targets");
     }
@@ -144,7 +132,7 @@ LoraMergePlan plan_lora_merge(const std::map<std::string, std::vector<std::int64
       throw Error(ErrorCategory::kBundle,
                   fmt::format("{}: {} key(s) match no parameter of {}: {}", where,
                               plan.unmatched_keys[li].size(), what,
-                              list_some(plan.unmatched_keys[li])),
+                              lora_text::some(plan.unmatched_keys[li], 6)),
                   "no key is dropped silently; pass --lora-allow-partial (lora_allow_partial "
                   "in the APIs) to apply the keys that match");
     }

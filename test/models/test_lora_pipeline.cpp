@@ -14,11 +14,13 @@
 #include "optim/memory_estimate.h"
 #include "runtime/system_resources.h"
 #include "runtime/error.h"
+#include "support/error_category.h"
 #include "support/tiny_bundles.h"
 
 namespace fs = std::filesystem;
 namespace w = wanrt::wan22;
 using wanrt::ErrorCategory;
+using wanrt_test::error_of;
 
 namespace {
 
@@ -36,16 +38,6 @@ w::GenerateResult run(const std::string& bundle, std::vector<w::LoraSpec> loras,
   request.seed = 21;
   request.preset = preset;
   return pipeline->generate(request);
-}
-
-wanrt::Error error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const wanrt::Error& e) {
-    return e;
-  }
-  FAIL("no error");
-  return wanrt::Error(ErrorCategory::kInternal, "unreachable");
 }
 
 }  // namespace

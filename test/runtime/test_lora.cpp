@@ -24,20 +24,11 @@
 #include "support/tiny_bundles.h"
 
 using wanrt::ErrorCategory;
+using wanrt_test::error_of;
 using wanrt_test::TempDir;
 using wanrt_test::write_safetensors;
 
 namespace {
-
-wanrt::Error error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const wanrt::Error& e) {
-    return e;
-  }
-  FAIL("no error");
-  return wanrt::Error(ErrorCategory::kInternal, "unreachable");
-}
 
 at::Tensor param(const torch::jit::Module& module, const std::string& name) {
   for (const auto& p : module.named_parameters()) {

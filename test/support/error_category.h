@@ -1,4 +1,4 @@
-// Test helper: the category of the wanrt::Error a callable throws (fails the test when it
+// Test helpers: the wanrt::Error a callable throws, or its category (fail the test when it
 // throws nothing or something else).
 #pragma once
 
@@ -18,6 +18,16 @@ inline wanrt::ErrorCategory category_of(const std::function<void()>& fn) {
   }
   FAIL("expected a wanrt::Error");
   return wanrt::ErrorCategory::kInternal;
+}
+
+inline wanrt::Error error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const wanrt::Error& e) {
+    return e;
+  }
+  FAIL("expected a wanrt::Error");
+  return wanrt::Error(wanrt::ErrorCategory::kInternal, "unreachable");
 }
 
 }  // namespace wanrt_test

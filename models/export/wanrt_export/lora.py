@@ -72,28 +72,25 @@ _DIFFUSERS_MARKERS = re.compile(r"(^|\.)(attn1|attn2|ffn\.net|proj_out|scale_shi
 _BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 
-def diffusers_to_wan(module: str) -> Optional[str]:
-    """Our module name for a diffusers one (None when it has no counterpart)."""
+def _rename(module: str, pairs_block, pairs_top) -> Optional[str]:
+    """`module` through (from, to) pairs: block-relative ones under `blocks.N.`, else top-level
+    ones; None when no pair matches."""
     m = _BLOCK.match(module)
     if m:
-        for theirs, ours in _DIFFUSERS_BLOCK:
-            if m.group(2) == theirs:
-                return f"blocks.{m.group(1)}.{ours}"
-        return None
-    for theirs, ours in _DIFFUSERS_TOP:
-        if module == theirs:
-            return ours
-    return None
+        return next((f"blocks.{m.group(1)}.{to}" for frm, to in pairs_block if m.group(2) == frm),
+                    None)
+    return next((to for frm, to in pairs_top if module == frm), None)
+
+
+def diffusers_to_wan(module: str) -> Optional[str]:
+    """Our module name for a diffusers one (None when it has no counterpart)."""
+    return _rename(module, _DIFFUSERS_BLOCK, _DIFFUSERS_TOP)
 
 
 def wan_to_diffusers(module: str) -> Optional[str]:
     """The diffusers module name for one of ours (inverse of diffusers_to_wan)."""
-    m = _BLOCK.match(module)
-    if m:
-        for theirs, ours in _DIFFUSERS_BLOCK:
-            if m.group(2) == ours:
-                return f"blocks.{m.group(1)}.{theirs}"
-        return None
+    return _rename(module, [(ours, theirs) for theirs, ours in _DIFFUSERS_BLOCK],
+                   [(ours, theirs) for theirs, ours in _DIFFUSERS_TOP])
     for theirs, ours in _DIFFUSERS_TOP:
         if module == ours:
             return theirs
