@@ -6,7 +6,7 @@ PRESET    ?= release
 BUILD_DIR := build/$(PRESET)
 JOBS      ?= $(shell nproc)
 
-.PHONY: all deps configure build test soak demo clean
+.PHONY: all deps configure build test test-sanitize soak demo clean
 
 all: build
 
@@ -29,6 +29,19 @@ build: configure
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+# The C++ and C tests under AddressSanitizer + UBSan (preset `sanitize`, build/sanitize). Leak
+# reports are on; only LibTorch's own allocations are suppressed (test/sanitize/lsan.supp says
+# which and why). allocator_may_return_null: one test asks for an impossible allocation and
+# expects the failure LibTorch reports, not ASan's abort. docs/development.md has the figures.
+SANITIZE_DIR := build/sanitize
+SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+  LSAN_OPTIONS=suppressions=$(CURDIR)/test/sanitize/lsan.supp:print_suppressions=0 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+test-sanitize: deps
+	prefix=$$(bash scripts/setup-libtorch.sh) && cmake --preset sanitize -DCMAKE_PREFIX_PATH="$$prefix"
+	cmake --build $(SANITIZE_DIR) -j $(JOBS)
+	$(SANITIZE_ENV) ctest --test-dir $(SANITIZE_DIR) --output-on-failure -j $(JOBS) -L "cpp|c"
 
 # 200 generations in one process through the C++ API: RSS band, descriptors, threads
 # (docs/development.md); needs the tiny bundles `make test` writes.

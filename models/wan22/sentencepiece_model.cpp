@@ -61,22 +61,40 @@ void resolve(void* lib, const char* name, F& out) {
   }
 }
 
-ShimApi load_shim() {
+// A protobuf symbol that Debian's libsentencepiece defines in its bundled copy; visible in the
+// global scope when the process already holds another protobuf that would interpose on it.
+constexpr const char* kProtobufProbe = "_ZN6google8protobuf11MessageLite14ParseFromArrayEPKvi";
+
+// DEEPBIND binds libsentencepiece to its own protobuf-lite rather than a libprotobuf loaded
+// before it (Debian's LibTorch 1.13 links one); LOCAL keeps its copy from interposing on
+// LibTorch's. AddressSanitizer refuses DEEPBIND, so an ASan build loads the module without it,
+// which is safe only when no other protobuf is in the global scope: true of the pinned LibTorch
+// 2.11 wheel, which exports none of the symbols libsentencepiece defines.
+int shim_dlopen_flags() {
 #if defined(__SANITIZE_ADDRESS__)
-  throw Error(ErrorCategory::kResources,
-              "the SentencePiece tokenizer is unavailable in AddressSanitizer builds "
-              "(libwanrt_spm.so needs RTLD_DEEPBIND, which ASan rejects)",
-              "use a build without sanitizers to encode prompts");
+  if (dlsym(RTLD_DEFAULT, kProtobufProbe) != nullptr) {
+    throw Error(ErrorCategory::kResources,
+                "the SentencePiece tokenizer cannot load in this AddressSanitizer build: the "
+                "process already holds a libprotobuf that would interpose on libsentencepiece's, "
+                "and ASan rejects RTLD_DEEPBIND, which would keep them apart",
+                "build the sanitize preset against the pinned LibTorch 2.11 wheel, or use a "
+                "build without sanitizers to encode prompts");
+  }
+  return RTLD_NOW | RTLD_LOCAL;
 #else
+  return RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#endif
+}
+
+ShimApi load_shim() {
+  const int flags = shim_dlopen_flags();
   std::string tried;
   for (const std::string& path : shim_candidates()) {
     if (!std::filesystem::exists(path)) {
       tried += fmt::format("\n  {} (missing)", path);
       continue;
     }
-    // DEEPBIND: libsentencepiece must bind to its own protobuf-lite, not LibTorch's
-    // libprotobuf; LOCAL: and its copy must not interpose on LibTorch's.
-    void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    void* lib = dlopen(path.c_str(), flags);
     if (lib == nullptr) {
       tried += fmt::format("\n  {} ({})", path, dlerror());
       continue;
@@ -99,7 +117,6 @@ ShimApi load_shim() {
   throw Error(ErrorCategory::kResources,
               fmt::format("cannot load the SentencePiece module {}; tried:{}", kShimName, tried),
               "reinstall wanrt, or point WANRT_SPM_MODULE at libwanrt_spm.so");
-#endif
 }
 
 const ShimApi& shim() {

@@ -15,19 +15,6 @@
 namespace fs = std::filesystem;
 namespace w = wanrt::wan22;
 
-// libwanrt_spm.so needs RTLD_DEEPBIND, which AddressSanitizer rejects (sentencepiece_shim.h).
-#if defined(__SANITIZE_ADDRESS__)
-#define WANRT_REQUIRE_SENTENCEPIECE()                                    \
-  do {                                                                   \
-    WARN("WANRT_SKIP: the SentencePiece module cannot load under ASan"); \
-    return;                                                              \
-  } while (0)
-#else
-#define WANRT_REQUIRE_SENTENCEPIECE() \
-  do {                                \
-  } while (0)
-#endif
-
 namespace {
 
 std::string model_path() { return wanrt_test::wan22_reference_dir() + "/spiece.model"; }
@@ -51,7 +38,6 @@ void check_bundle_error(const std::string& path, int text_len, const std::string
 }  // namespace
 
 TEST_CASE("tokenizer ids and masks equal Python's for every prompt and length", "[models]") {
-  WANRT_REQUIRE_SENTENCEPIECE();
   WANRT_REQUIRE_WAN22_REFERENCE();
   const auto ref = wanrt_test::load_wan22_reference("tokenizer.pt");
   const auto prompts = wanrt_test::reference_strings(ref, "prompts");
@@ -80,7 +66,6 @@ TEST_CASE("tokenizer ids and masks equal Python's for every prompt and length", 
 }
 
 TEST_CASE("tokenizer layout: body, EOS, padding, truncation", "[models]") {
-  WANRT_REQUIRE_SENTENCEPIECE();
   WANRT_REQUIRE_WAN22_REFERENCE();
   const w::Tokenizer tok(model_path(), 40);
   CHECK(tok.vocab_size() == 384);  // train_tiny_tokenizer's vocab_size
@@ -118,7 +103,6 @@ TEST_CASE("tokenizer layout: body, EOS, padding, truncation", "[models]") {
 }
 
 TEST_CASE("tokenizer: missing, corrupt or foreign models are bundle errors", "[models]") {
-  WANRT_REQUIRE_SENTENCEPIECE();
   check_bundle_error("/nonexistent/dir/spiece.model", 512, "not found");
 
   const fs::path corrupt = scratch("corrupt.model");
