@@ -61,40 +61,41 @@ void resolve(void* lib, const char* name, F& out) {
   }
 }
 
-// A protobuf symbol that Debian's libsentencepiece defines in its bundled copy; visible in the
-// global scope when the process already holds another protobuf that would interpose on it.
-constexpr const char* kProtobufProbe = "_ZN6google8protobuf11MessageLite14ParseFromArrayEPKvi";
+// libsentencepiece must bind to its own definitions, not to the same names already in the
+// process: Debian's carries protobuf-lite 3.14 (Debian's LibTorch 1.13 loads libprotobuf 3.21)
+// and an absl flag FLAGS_minloglevel (libc10 exports an int of that name, which the flag's
+// constructor would overwrite). RTLD_DEEPBIND gives it that; RTLD_LOCAL keeps its copies from
+// interposing on LibTorch's.
+constexpr int kShimFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
 
-// DEEPBIND binds libsentencepiece to its own protobuf-lite rather than a libprotobuf loaded
-// before it (Debian's LibTorch 1.13 links one); LOCAL keeps its copy from interposing on
-// LibTorch's. AddressSanitizer refuses DEEPBIND, so an ASan build loads the module without it,
-// which is safe only when no other protobuf is in the global scope: true of the pinned LibTorch
-// 2.11 wheel, which exports none of the symbols libsentencepiece defines.
-int shim_dlopen_flags() {
+using DlopenFn = void* (*)(const char*, int);
+
+// AddressSanitizer's dlopen interceptor aborts on RTLD_DEEPBIND, because a deep-bound library
+// could reach libc's malloc instead of ASan's. Here it cannot: in an ASan build the module is
+// instrumented and libasan is its first dependency, so the deep-bound lookup, which searches
+// the module's dependencies first, finds ASan's malloc for libsentencepiece too. An ASan build
+// therefore calls libc's dlopen directly.
+DlopenFn shim_dlopen() {
 #if defined(__SANITIZE_ADDRESS__)
-  if (dlsym(RTLD_DEFAULT, kProtobufProbe) != nullptr) {
-    throw Error(ErrorCategory::kResources,
-                "the SentencePiece tokenizer cannot load in this AddressSanitizer build: the "
-                "process already holds a libprotobuf that would interpose on libsentencepiece's, "
-                "and ASan rejects RTLD_DEEPBIND, which would keep them apart",
-                "build the sanitize preset against the pinned LibTorch 2.11 wheel, or use a "
-                "build without sanitizers to encode prompts");
-  }
-  return RTLD_NOW | RTLD_LOCAL;
+  static const DlopenFn libc_dlopen = [] {
+    void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    void* fn = libc != nullptr ? dlsym(libc, "dlopen") : nullptr;
+    return fn != nullptr ? reinterpret_cast<DlopenFn>(fn) : &dlopen;
+  }();
+  return libc_dlopen;
 #else
-  return RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+  return &dlopen;
 #endif
 }
 
 ShimApi load_shim() {
-  const int flags = shim_dlopen_flags();
   std::string tried;
   for (const std::string& path : shim_candidates()) {
     if (!std::filesystem::exists(path)) {
       tried += fmt::format("\n  {} (missing)", path);
       continue;
     }
-    void* lib = dlopen(path.c_str(), flags);
+    void* lib = shim_dlopen()(path.c_str(), kShimFlags);
     if (lib == nullptr) {
       tried += fmt::format("\n  {} ({})", path, dlerror());
       continue;
