@@ -1,9 +1,12 @@
 // umT5 tokenizer: Python parity on the tiny SentencePiece model (fixture.wan22_reference),
 // the EOS/truncation/padding layout, and bundle errors.
 #include <ATen/ATen.h>
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include "support/catch.h"
+#include <array>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -63,6 +66,24 @@ TEST_CASE("tokenizer ids and masks equal Python's for every prompt and length", 
       CHECK(enc.length == mask[row].sum().item<std::int64_t>());
     }
   }
+}
+
+// libsentencepiece defines an absl flag named FLAGS_minloglevel; libc10 exports an int of that
+// name. Loaded without RTLD_DEEPBIND, the flag's constructor wrote over libc10's int and the
+// mutex beside it, and the next TorchScript call deadlocked (found under ASan).
+TEST_CASE("loading the tokenizer leaves LibTorch's globals of the same name alone", "[models]") {
+  WANRT_REQUIRE_WAN22_REFERENCE();
+  const auto* flag = static_cast<const int*>(dlsym(RTLD_DEFAULT, "FLAGS_minloglevel"));
+  if (flag == nullptr) {  // LibTorch 2.11's libc10 exports it; Debian's 1.13 uses glog's
+    WARN("WANRT_SKIP: this LibTorch exports no FLAGS_minloglevel");
+    return;
+  }
+  // Debian's libsentencepiece's flag object is 32 bytes; compare that much of libc10's memory.
+  std::array<unsigned char, 32> before{};
+  std::memcpy(before.data(), flag, before.size());
+  const w::Tokenizer tok(model_path(), 16);  // the first load in this process
+  CHECK(tok.encode("a heron over a lake").length > 1);
+  CHECK(std::memcmp(before.data(), flag, before.size()) == 0);
 }
 
 TEST_CASE("tokenizer layout: body, EOS, padding, truncation", "[models]") {
