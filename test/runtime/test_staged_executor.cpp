@@ -148,3 +148,19 @@ TEST_CASE("stage failures and non-staged modules are reported with the component
     CHECK_THAT(e.what(), Catch::Contains("component 'vae'") && Catch::Contains("prologue"));
   }
 }
+
+// Elementwise outputs keep their first input's strides, so a transposed token view from the
+// prologue would reach every block and make each LayerNorm copy it back (bench/README.md,
+// "Roofline").
+TEST_CASE("the DiT's prologue hands the blocks contiguous tokens", "[runtime]") {
+  const auto m = wanrt::read_bundle(wanrt_test::tiny_bundle("tiny-ti2v"));
+  wanrt::InferenceScope scope;
+  auto component = wanrt::Component::load(m, "dit");
+  const auto dit = cases(m).back();
+  REQUIRE(dit.component == "dit");
+  std::vector<c10::IValue> args{c10::IValue(dit.inputs)};
+  const auto state = component.module().get_method("prologue")(std::move(args)).toTensorVector();
+  REQUIRE(state.size() >= 1);
+  CHECK(state[0].dim() == 3);
+  CHECK(state[0].is_contiguous());
+}

@@ -277,7 +277,10 @@ class WanModel(nn.Module):
         x = self.patch_embedding(x.to(self.patch_embedding.weight.dtype))
         f, h, w = x.size(2), x.size(3), x.size(4)
         seq_len = f * h * w
-        x = x.flatten(2).transpose(1, 2).float()
+        # Contiguous: the transposed view would be inherited by every residual sum (elementwise
+        # outputs keep their input's strides), and each LayerNorm would first copy it back
+        # (bench/README.md, "Roofline": a third of a bf16 block's time at 4096 tokens).
+        x = x.flatten(2).transpose(1, 2).float().contiguous()
 
         if t.dim() == 1:
             tt = t.view(b, 1)
