@@ -168,13 +168,21 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
       // Host copies.
       // Weights used in place from a mapped file (format 2, not cast at load).
       const bool in_file = requirements.mapped_weights && cp.storage == c.stored;
+      // Mapped pages a run never reads never become resident: the lookup-table rows its prompts
+      // do not use, and without an image to encode the VAE's encoder.
+      const std::int64_t unread = c.sparse_bytes + (workload.image ? 0 : c.encode_only_bytes);
+      const std::string unread_why =
+          !workload.image && c.encode_only_bytes > 0
+              ? fmt::format(" (without the {} encoder: no image to encode)",
+                            format_gib(c.encode_only_bytes))
+              : "";
       if (plan.host_residency == HostResidency::kDisk && in_file) {
         // Used in place from the mapped file: pages come in while the residency policy holds
         // a unit and are dropped after; a streamed component holds its non-block weights and
         // the blocks resident or in flight. Nothing is read through the heap.
         if (u.first() >= 0 && i >= u.first() && i <= u.last()) {
-          std::int64_t bytes = c.bytes_at(cp.storage) - c.sparse_bytes;
-          std::string why = "paged in from the weights file while in use";
+          std::int64_t bytes = c.bytes_at(cp.storage) - unread;
+          std::string why = "paged in from the weights file while in use" + unread_why;
           if (streamed(c, cp)) {
             const int k = cp.blocks_resident;
             const int in_flight = std::min(c.num_blocks() - k, 1 + std::max(0, cp.prefetch));
@@ -214,14 +222,15 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
         const bool mapped = in_file && (!gpu || cp.placement == Placement::kCpu);
         se.host.push_back(
             make_memory_item(c.name + " weights",
-                 c.bytes_at(cp.storage) - (mapped ? c.sparse_bytes : 0), MemoryItem::kWeights,
-                 fmt::format("{} {} ({}{})", dtype_name(cp.storage),
+                 c.bytes_at(cp.storage) - (mapped ? unread : 0), MemoryItem::kWeights,
+                 fmt::format("{} {} ({}{}){}", dtype_name(cp.storage),
                              mapped ? "mapped from the weights file" : "host copy",
                              cp.placement == Placement::kCpu ? "runs on the CPU"
                              : streamed(c, cp)               ? "pinned, streamed from"
                                                              : "offloaded",
                              plan.host_residency != HostResidency::kOnDemand ? ", kept for the whole run"
-                                                                        : "")));
+                                                                        : "",
+                             mapped ? unread_why : "")));
       } else if (cp.placement == Placement::kDevice && gpu && u.first() >= 0 &&
                  i == (device_resident_kind(cp.residency) ? load_stage(cp, u) : u.first())) {
         // Loaded through host RAM, then moved to the device; one component at a time.

@@ -38,6 +38,9 @@ struct ComponentRequirement {
   /// embedding, outside the blocks): with memory-mapped weights only the rows read are paged
   /// in, so host estimates leave them out.
   std::int64_t sparse_bytes = 0;
+  /// Stored bytes of weights that only an image encode reads (the VAE's encoder): with
+  /// memory-mapped weights a run without an image to encode never pages them in.
+  std::int64_t encode_only_bytes = 0;
   /// LoRAs merged at load: elements of the parameters they rewrite (held as private copies in
   /// the storage dtype, not as mapped pages), and the host bytes the merge needs while the
   /// component loads (the LoRA tensors read, the float32 work space of one parameter).

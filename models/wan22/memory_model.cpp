@@ -9,6 +9,7 @@
 #include "models/wan22/model_spec.h"
 #include "models/wan22/vae_decoder.h"
 #include "optim/optimization_manager.h"
+#include "runtime/safetensors_file.h"
 
 namespace wanrt::wan22 {
 namespace {
@@ -466,6 +467,19 @@ Dtype manifest_dtype(const BundleManifest& m, const ComponentEntry& c) {
               fmt::format("unknown dtype '{}'", c.dtype));
 }
 
+// Bytes of the VAE's encoder side in its weights file (the encoder and the conv1 that follows
+// it): a decode never reads them. From the file's header only; the data stays unread.
+std::int64_t vae_encoder_bytes(const BundleManifest& m, const ComponentEntry& e) {
+  const auto file = MappedSafetensors::open(m.weights_path_of(e));
+  std::int64_t bytes = 0;
+  for (const auto& t : file->header().entries) {
+    if (t.name.rfind("encoder.", 0) == 0 || t.name.rfind("conv1.", 0) == 0) {
+      bytes += t.end - t.begin;
+    }
+  }
+  return bytes;
+}
+
 }  // namespace
 
 ModelRequirements wan_requirements(const BundleManifest& m) {
@@ -500,6 +514,7 @@ ModelRequirements wan_requirements(const BundleManifest& m) {
         break;
       case ComponentRole::kVae:
         c.needs = {"latents (denoiser output)"};
+        if (!m.profile && !e.weights.empty()) c.encode_only_bytes = vae_encoder_bytes(m, e);
         break;
       case ComponentRole::kOther:
         break;

@@ -232,3 +232,25 @@ TEST_CASE("half-precision shell and block sizes equal the cast module's tensors"
     CHECK(largest == c.max_block_at(Dtype::kBf16));
   }
 }
+
+TEST_CASE("the VAE's encoder bytes come from its weights file: what a decode never reads",
+          "[models]") {
+  // Counted independently here from the loaded module's parameters: the official VAE names put
+  // the encoder side under encoder.* and conv1.* (conv2.* and decoder.* are the decode side).
+  const BundleManifest manifest = read_bundle(wanrt_test::tiny_bundle("tiny-ti2v"));
+  REQUIRE(manifest.format_version >= 2);
+  const ModelRequirements req = wan_requirements(manifest);
+  Component vae = Component::load(manifest, "vae");
+  std::int64_t encoder = 0, decoder = 0;
+  for (const auto& p : vae.module().named_parameters(/*recurse=*/true)) {
+    const std::int64_t bytes = p.value.numel() * static_cast<std::int64_t>(p.value.element_size());
+    const bool enc = p.name.rfind("encoder.", 0) == 0 || p.name.rfind("conv1.", 0) == 0;
+    (enc ? encoder : decoder) += bytes;
+  }
+  CHECK(encoder > 0);
+  CHECK(decoder > 0);
+  CHECK(req.component("vae").encode_only_bytes == encoder);
+  CHECK(req.component("dit").encode_only_bytes == 0);
+  // Profiles carry no weights file: nothing is left out.
+  CHECK(wan_requirements_from_path(profile_path("wan2.2-ti2v-5b")).component("vae").encode_only_bytes == 0);
+}

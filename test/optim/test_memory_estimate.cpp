@@ -208,3 +208,34 @@ TEST_CASE("the independence report lists where components run and the fallbacks"
                                           "VAE on the CPU", "decode later",
                                           "block streaming of dit"});
 }
+
+TEST_CASE("mapped weights a run without an image never reads are left out: the VAE's encoder",
+          "[optim]") {
+  auto m = model();
+  m.mapped_weights = true;
+  m.components[2].encode_only_bytes = 300'000'000;
+  m.stages.insert(m.stages.begin() + 1, {"encode", RunStage::kImageEncode, "vae"});
+  OptimizationPlan cpu = plan_with(Residency::kDuringUse, HostResidency::kAll);
+  cpu.device = "cpu";
+  for (auto& c : cpu.components) c.placement = Placement::kCpu;
+  Budget b = budget();
+  b.device_capacity = b.device_reserve = 0;
+  const auto vae_weights = [](const StageEstimate& s) {
+    for (const auto& i : s.host) {
+      if (i.name == "vae weights") return i.bytes;
+    }
+    FAIL("no vae weights item in " << s.name);
+    return std::int64_t{0};
+  };
+  // Text only: the 1 GB VAE file is mapped, its 0.3 GB encoder never paged in.
+  CHECK(vae_weights(estimate_memory(m, kWork, cpu, b).stage("decode")) == GB - 300'000'000);
+  // With an image the encode stage reads the encoder, and its pages stay mapped.
+  Workload image = kWork;
+  image.image = true;
+  const auto with_image = estimate_memory(m, image, cpu, b);
+  CHECK(vae_weights(with_image.stage("encode")) == GB);
+  CHECK(vae_weights(with_image.stage("decode")) == GB);
+  // Weights copied into RAM (not mapped) are held whole either way.
+  m.mapped_weights = false;
+  CHECK(vae_weights(estimate_memory(m, kWork, cpu, b).stage("decode")) == GB);
+}
