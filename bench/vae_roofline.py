@@ -43,7 +43,9 @@ def run(torch, cfg, size, dtype_name, layout, steps) -> dict:
     torch.manual_seed(0)
     vae = WanVAE22(cfg).eval()
     if dtype_name == "bf16":
+        # Parameters and the latent statistics buffers alike, as a bf16 VAE plan casts them.
         mf.cast_parameters_(vae, torch.bfloat16, keep_fp32_patterns())
+        vae = vae.to(torch.bfloat16)
     dtype = torch.bfloat16 if dtype_name == "bf16" else torch.float32
     fmt = torch.channels_last_3d if layout == "channels_last_3d" else torch.contiguous_format
     if layout == "channels_last_3d":
