@@ -514,7 +514,9 @@ ModelRequirements wan_requirements(const BundleManifest& m) {
         break;
       case ComponentRole::kVae:
         c.needs = {"latents (denoiser output)"};
-        if (!m.profile && !e.weights.empty()) c.encode_only_bytes = vae_encoder_bytes(m, e);
+        if (!m.profile && !m.root.empty() && !e.weights.empty()) {
+          c.encode_only_bytes = vae_encoder_bytes(m, e);
+        }
         break;
       case ComponentRole::kOther:
         break;
@@ -557,7 +559,18 @@ ModelRequirements wan_requirements_from_path(const std::string& path) {
   const std::string yaml = std::filesystem::is_directory(path, ec)
                                ? (std::filesystem::path(path) / "wanrt.yaml").string()
                                : path;
-  ModelRequirements r = wan_requirements(read_profile(yaml));
+  BundleManifest m = read_profile(yaml);
+  if (!m.profile) {
+    // A bundle: read as one where its files are there, so sizes may come from their headers
+    // (the VAE's encoder bytes); planning needs the manifest only, so a bundle whose files
+    // are not (yet) all there is still planned from its sizes.
+    try {
+      m = read_bundle(std::filesystem::path(yaml).parent_path().string());
+    } catch (const Error& e) {
+      if (e.category() != ErrorCategory::kBundle) throw;
+    }
+  }
+  ModelRequirements r = wan_requirements(m);
   r.source = path;
   return r;
 }

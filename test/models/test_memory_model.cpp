@@ -250,6 +250,10 @@ TEST_CASE("the VAE's encoder bytes come from its weights file: what a decode nev
   CHECK(encoder > 0);
   CHECK(decoder > 0);
   CHECK(req.component("vae").encode_only_bytes == encoder);
+  // The planner reads requirements from the path: the same figure.
+  CHECK(wan_requirements_from_path(wanrt_test::tiny_bundle("tiny-ti2v"))
+            .component("vae")
+            .encode_only_bytes == encoder);
   CHECK(req.component("dit").encode_only_bytes == 0);
   // Profiles carry no weights file: nothing is left out.
   CHECK(wan_requirements_from_path(profile_path("wan2.2-ti2v-5b")).component("vae").encode_only_bytes == 0);
