@@ -97,7 +97,6 @@ class PhaseTimer:
 
 def phased_forward(block, state, timer: PhaseTimer):
     """WanAttentionBlock.forward with a timer per phase (dit.py's code, in the same order)."""
-    import torch
     from wanrt_export import attention as attn
     from wanrt_export.rope import rope_apply
 
@@ -211,6 +210,7 @@ def main() -> int:
     sys.path.insert(0, str(EXPORT_DIR))
     import torch
     from wanrt_export import host_allocator
+    from wanrt_export.configs import get_config
     host_allocator.configure()
     # As the C++ runtime runs TorchScript (ModelOptions::jit_optimize = false): no profiling
     # executor, so the first calls are not re-specialised and every call runs the same graph.
@@ -226,8 +226,7 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|")
     peaks = {}
     for model in a.models.split(","):
-        cfg = __import__("wanrt_export.configs", fromlist=["get_config"]).get_config(
-            MODELS[model]).dit
+        cfg = get_config(MODELS[model]).dit
         for dt in a.dtypes.split(","):
             for th in (int(t) for t in a.threads.split(",")):
                 torch.set_num_threads(th)
