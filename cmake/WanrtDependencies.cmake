@@ -59,6 +59,12 @@ endif()
 if(NOT PkgConfig_FOUND)
   wanrt_missing("pkg-config" "pkg-config")
 endif()
+# Gloo's headers: c10d's ProcessGroupGloo.hpp includes them and no LibTorch ships them. Only
+# declarations are used (LibTorch carries the Gloo code), so Debian's suit either LibTorch.
+find_path(WANRT_GLOO_INCLUDE_DIR gloo/rendezvous/store.h)
+if(NOT WANRT_GLOO_INCLUDE_DIR)
+  wanrt_missing("Gloo's headers (gloo/rendezvous/store.h)" "libgloo-dev")
+endif()
 pkg_check_modules(SENTENCEPIECE QUIET IMPORTED_TARGET sentencepiece)
 if(NOT SENTENCEPIECE_FOUND)
   wanrt_missing("SentencePiece" "libsentencepiece-dev")

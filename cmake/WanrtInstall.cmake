@@ -6,12 +6,12 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 install(TARGETS wanrt_spm LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/wanrt)
-install(TARGETS wanrt_fmt wanrt_runtime wanrt_io wanrt_optim wanrt_chunking wanrt_models wanrt
+install(TARGETS wanrt_fmt wanrt_runtime wanrt_dist wanrt_io wanrt_optim wanrt_chunking wanrt_models wanrt
         EXPORT wanrtTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-foreach(layer runtime io optim chunking models)
+foreach(layer runtime dist io optim chunking models)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${layer}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/${layer}
           FILES_MATCHING PATTERN "*.h" PATTERN "export" EXCLUDE PATTERN "cuda" EXCLUDE
           PATTERN "ffmpeg_util.h" EXCLUDE PATTERN "proc_fields.h" EXCLUDE

@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
-  libtorch-dev python3-torch libssl-dev
+  libtorch-dev python3-torch libssl-dev libgloo-dev
   libopenblas0-openmp
   libfmt-dev libyaml-cpp-dev catch2 libspdlog-dev libcli11-dev nlohmann-json3-dev
   libsentencepiece-dev sentencepiece

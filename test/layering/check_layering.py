@@ -9,15 +9,16 @@ import re
 import sys
 from pathlib import Path
 
-# layer -> layers it may include (itself included). Siblings optim, chunking and io never see
-# each other; nothing below bindings may see bindings.
+# layer -> layers it may include (itself included). Siblings optim, chunking, io and dist never
+# see each other; nothing below bindings may see bindings.
 ALLOWED = {
     "runtime": {"runtime"},
     "optim": {"optim", "runtime"},
     "chunking": {"chunking", "runtime"},
     "io": {"io", "runtime"},
-    "models": {"models", "optim", "chunking", "io", "runtime"},
-    "bindings": {"bindings", "models", "optim", "chunking", "io", "runtime"},
+    "dist": {"dist", "runtime"},
+    "models": {"models", "optim", "chunking", "io", "dist", "runtime"},
+    "bindings": {"bindings", "models", "optim", "chunking", "io", "dist", "runtime"},
 }
 SOURCE_SUFFIXES = {".h", ".hpp", ".cpp", ".cc", ".cu", ".cuh", ".inl"}
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"')
@@ -43,7 +44,7 @@ def violations(root: Path):
                     continue
                 top = target.split("/", 1)[0]
                 if top in ALLOWED and top not in allowed:
-                    siblings = {"optim", "chunking", "io"}
+                    siblings = {"optim", "chunking", "io", "dist"}
                     kind = "sibling" if layer in siblings and top in siblings else "higher layer"
                     yield (f"{rel}:{number}: {layer}/ includes \"{target}\" from {kind} {top}/; "
                            f"{layer}/ may include only {', '.join(sorted(allowed))}")

@@ -25,6 +25,7 @@ CLEAN = {
     "optim/plan.cpp": '#include "optim/plan.h"\n#include "runtime/error.h"\n',
     "chunking/blend.cpp": '#include "runtime/error.h"\n',
     "io/video_writer.cpp": '#include "runtime/error.h"\n',
+    "dist/process_group.cpp": '#include "runtime/error.h"\n',
     "models/wan22/pipeline.cpp": '#include "optim/plan.h"\n#include "chunking/blend.h"\n',
     "bindings/cli/main.cpp": '#include "models/wan22/pipeline.h"\n',
 }
@@ -47,6 +48,9 @@ def test_clean_tree_passes(tmp_path):
     ("io/image_reader.cpp", '#include "optim/plan.h"\n', "from sibling optim/"),
     ("chunking/blend.cpp", '#include "io/video_writer.h"\n', "from sibling io/"),
     ("optim/offload.cpp", '#include "../runtime/error.h"\n', "relative include"),
+    ("dist/process_group.cpp", '#include "models/wan22/pipeline.h"\n', "from higher layer models/"),
+    ("dist/process_group.cpp", '#include "optim/plan.h"\n', "from sibling optim/"),
+    ("optim/plan.cpp", '#include "dist/process_group.h"\n', "from sibling dist/"),
 ])
 def test_forbidden_include_fails(tmp_path, rel, text, needle):
     write_tree(tmp_path, CLEAN)
