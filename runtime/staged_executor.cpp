@@ -29,6 +29,11 @@ std::vector<at::Tensor> to_tensors(const c10::IValue& value, const std::string& 
 
 }  // namespace
 
+std::vector<at::Tensor> StageRunner::run_block(torch::jit::Module& block,
+                                               std::vector<at::Tensor> state) {
+  return to_tensors(block.forward({c10::IValue(std::move(state))}), "block");
+}
+
 std::string stage_name(const StageInfo& info) {
   switch (info.kind) {
     case StageKind::kPrologue:
@@ -70,25 +75,33 @@ torch::jit::Module& StagedExecutor::block(int i) {
 
 std::vector<at::Tensor> StagedExecutor::run_stage(const StageInfo& info,
                                                   std::vector<at::Tensor> state, StageHooks* hooks,
-                                                  const std::function<bool()>& cancelled) {
+                                                  const std::function<bool()>& cancelled,
+                                                  StageRunner* runner) {
   if (cancelled && cancelled()) {
     throw Error(ErrorCategory::kCancelled,
                 fmt::format("component '{}' cancelled before its {}", name_, stage_name(info)));
   }
   if (hooks) hooks->before_stage(info);
   const std::string what = fmt::format("component '{}' {}", name_, stage_name(info));
-  std::vector<c10::IValue> args{c10::IValue(std::move(state))};
-  c10::IValue result;
+  std::vector<at::Tensor> out;
   try {
     switch (info.kind) {
       case StageKind::kPrologue:
-        result = module_.get_method("prologue")(std::move(args));
+        out = to_tensors(module_.get_method("prologue")({c10::IValue(std::move(state))}), what);
+        if (runner) out = runner->after_prologue(std::move(out));
         break;
       case StageKind::kBlock:
-        result = blocks_[static_cast<std::size_t>(info.block)].forward(std::move(args));
+        if (runner) {
+          out = runner->run_block(blocks_[static_cast<std::size_t>(info.block)], std::move(state));
+        } else {
+          out = to_tensors(
+              blocks_[static_cast<std::size_t>(info.block)].forward({c10::IValue(std::move(state))}),
+              what);
+        }
         break;
       case StageKind::kEpilogue:
-        result = module_.get_method("epilogue")(std::move(args));
+        if (runner) state = runner->before_epilogue(std::move(state));
+        out = to_tensors(module_.get_method("epilogue")({c10::IValue(std::move(state))}), what);
         break;
     }
   } catch (const Error&) {
@@ -102,20 +115,22 @@ std::vector<at::Tensor> StagedExecutor::run_stage(const StageInfo& info,
     throw Error(ErrorCategory::kInternal, fmt::format("{} failed: {}", what, message),
                 "the stage's inputs do not match the module; please report this");
   }
-  std::vector<at::Tensor> out = to_tensors(result, what);
   if (hooks) hooks->after_stage(info);
   return out;
 }
 
 std::vector<at::Tensor> StagedExecutor::run(std::vector<at::Tensor> inputs, StageHooks* hooks,
-                                            const std::function<bool()>& cancelled) {
+                                            const std::function<bool()>& cancelled,
+                                            StageRunner* runner) {
   const int n = num_blocks();
-  std::vector<at::Tensor> state =
-      run_stage({&name_, StageKind::kPrologue, -1, n}, std::move(inputs), hooks, cancelled);
+  std::vector<at::Tensor> state = run_stage({&name_, StageKind::kPrologue, -1, n},
+                                            std::move(inputs), hooks, cancelled, runner);
   for (int i = 0; i < n; ++i) {
-    state = run_stage({&name_, StageKind::kBlock, i, n}, std::move(state), hooks, cancelled);
+    state =
+        run_stage({&name_, StageKind::kBlock, i, n}, std::move(state), hooks, cancelled, runner);
   }
-  return run_stage({&name_, StageKind::kEpilogue, -1, n}, std::move(state), hooks, cancelled);
+  return run_stage({&name_, StageKind::kEpilogue, -1, n}, std::move(state), hooks, cancelled,
+                   runner);
 }
 
 std::vector<at::Tensor> StagedExecutor::forward_monolithic(const std::vector<at::Tensor>& inputs) {

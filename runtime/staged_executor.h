@@ -35,6 +35,21 @@ class StageHooks {
   virtual void after_stage(const StageInfo&) {}
 };
 
+/// How the stages run; the default runs them as they are. A higher layer replaces parts: the
+/// sequence-parallel runner (models/) splits the state after the prologue, runs each block in
+/// parts with collectives between them, and gathers the state before the epilogue.
+class StageRunner {
+ public:
+  virtual ~StageRunner() = default;
+  /// The prologue's output, made into the state the blocks get.
+  virtual std::vector<at::Tensor> after_prologue(std::vector<at::Tensor> state) { return state; }
+  /// Runs one block on `state`.
+  virtual std::vector<at::Tensor> run_block(torch::jit::Module& block,
+                                            std::vector<at::Tensor> state);
+  /// The last block's output, made into the state the epilogue gets.
+  virtual std::vector<at::Tensor> before_epilogue(std::vector<at::Tensor> state) { return state; }
+};
+
 /// Runs a staged TorchScript module stage by stage.
 class StagedExecutor {
  public:
@@ -49,8 +64,11 @@ class StagedExecutor {
   /// is checked before every stage; when it returns true the run stops with
   /// Error(kCancelled). A failure inside a stage becomes Error(kOutOfMemory) when it is an
   /// allocation failure, else Error(kInternal), naming the component and the stage.
+  /// `runner` (null: the default) runs the blocks and reshapes the state around them; its
+  /// exceptions are classified like the stages' own.
   std::vector<at::Tensor> run(std::vector<at::Tensor> inputs, StageHooks* hooks = nullptr,
-                              const std::function<bool()>& cancelled = {});
+                              const std::function<bool()>& cancelled = {},
+                              StageRunner* runner = nullptr);
 
   /// The module's forward with `inputs` passed as separate positional arguments (the DiT's
   /// forward(x, t, context), the text encoder's forward(ids, mask)); its result (a tensor, a
@@ -68,7 +86,8 @@ class StagedExecutor {
 
  private:
   std::vector<at::Tensor> run_stage(const StageInfo& info, std::vector<at::Tensor> state,
-                                    StageHooks* hooks, const std::function<bool()>& cancelled);
+                                    StageHooks* hooks, const std::function<bool()>& cancelled,
+                                    StageRunner* runner);
 
   torch::jit::Module module_;
   std::string name_;

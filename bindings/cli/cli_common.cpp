@@ -53,7 +53,14 @@ SignalAt parse_signal_at() {
   at.stage = parts[0];
   if (parts.size() > 1) at.step = std::atoi(parts[1].c_str());
   if (parts.size() > 2) at.count = std::max(1, std::atoi(parts[2].c_str()));
-  if (parts.size() > 3) at.signo = parts[3] == "TERM" ? SIGTERM : SIGINT;
+  if (parts.size() > 3) {
+    at.signo = parts[3] == "TERM" ? SIGTERM : parts[3] == "KILL" ? SIGKILL : SIGINT;
+  }
+  // A fifth part arms the hook on that rank only (RANK, as the launcher sets it).
+  if (parts.size() > 4) {
+    const char* rank = std::getenv("RANK");
+    if (parts[4] != (rank != nullptr ? rank : "0")) return at;
+  }
   at.armed = true;
   return at;
 }
@@ -103,6 +110,19 @@ void install_interrupt_handler() {
 }
 
 bool cancel_requested() { return g_interrupts.load() > 0; }
+
+namespace {
+std::vector<std::string>& command_line_storage() {
+  static std::vector<std::string> args;
+  return args;
+}
+}  // namespace
+
+void set_command_line(int argc, char** argv) {
+  command_line_storage().assign(argv, argv + argc);
+}
+
+const std::vector<std::string>& command_line() { return command_line_storage(); }
 
 void test_signal_hook(const std::string& stage, int step) {
   static SignalAt at = parse_signal_at();

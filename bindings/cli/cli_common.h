@@ -4,6 +4,7 @@
 #include <atomic>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace wanrt::cli {
 
@@ -21,9 +22,15 @@ std::string default_bundle_dir();
 void install_interrupt_handler();
 
 /// Test hook for interrupted runs (docs/development.md): with WANRT_TEST_SIGNAL_AT set to
-/// "STAGE:STEP[:COUNT[:INT|TERM]]", the first progress event of STAGE at STEP raises the signal
-/// COUNT times in this process, as if it came from outside. Does nothing otherwise.
+/// "STAGE:STEP[:COUNT[:INT|TERM|KILL[:RANK]]]", the first progress event of STAGE at STEP raises
+/// the signal COUNT times in this process, as if it came from outside (with RANK: only in the
+/// rank whose RANK variable says so). Does nothing otherwise.
 void test_signal_hook(const std::string& stage, int step);
+
+/// Keeps the command line wanrun was started with (main calls it), for relaunching itself.
+void set_command_line(int argc, char** argv);
+/// The command line set_command_line kept.
+const std::vector<std::string>& command_line();
 
 /// True once SIGINT or SIGTERM arrived.
 bool cancel_requested();

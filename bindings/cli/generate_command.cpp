@@ -1,11 +1,13 @@
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <thread>
 
 #include <ATen/Parallel.h>
 
@@ -17,9 +19,13 @@
 #include "bindings/cli/plan_flags.h"
 #include "bindings/cli/plan_report.h"
 #include "bindings/cli/progress_bar.h"
+#include "dist/dist_env.h"
+#include "dist/local_launcher.h"
+#include "dist/parallel_layout.h"
 #include "models/wan22/memory_model.h"
 #include "models/wan22/pipeline.h"
 #include "models/wan22/request_plan.h"
+#include "runtime/bundle.h"
 #include "optim/optimization_manager.h"
 #include "runtime/error.h"
 #include "io/image_reader.h"
@@ -36,6 +42,8 @@ struct GenerateOptions {
   std::string blend;
   long long seed = 0;
   int threads = 0;
+  // Several ranks (docs/distributed.md).
+  int ranks = 1, cfg_parallel = 0;
   std::string progress = "auto";
   bool json = false, no_verify = false, no_stream = false;
   // Memory optimization (docs/optimization.md).
@@ -81,7 +89,22 @@ struct StopPoint {
   }
 };
 
-int generate_once(const GenerateOptions& o, StopPoint& where) {
+// The ranks of a multi-process run: joins the others and splits them as --cfg-parallel and the
+// request's guidance say. Every rank reads the same manifest and request, so all choose alike.
+std::shared_ptr<dist::Parallelism> join_ranks(const dist::DistEnv& env, const GenerateOptions& o,
+                                              const std::string& bundle,
+                                              const wan22::GenerateRequest& request) {
+  BundleOptions read;
+  read.verify = false;  // the pipeline verifies when it loads
+  const wan22::ResolvedRequest r =
+      wan22::resolve_request(wan22::read_wan_spec(read_bundle(bundle, read)), request);
+  const bool guidance = r.guide_low != 1.0 || r.guide_high != 1.0;
+  const dist::ParallelLayout layout = dist::choose_layout(env.world_size, guidance, o.cfg_parallel);
+  return std::make_shared<dist::Parallelism>(
+      dist::make_parallelism(dist::ProcessGroup::connect(env), layout));
+}
+
+int generate_once(const GenerateOptions& o, StopPoint& where, const dist::DistEnv& env) {
   std::string bundle = o.model.empty() ? default_bundle_dir() : o.model;
   if (bundle.empty()) {
     throw Error(ErrorCategory::kUsage, "no --model given and no demo bundle next to wanrun",
@@ -90,7 +113,10 @@ int generate_once(const GenerateOptions& o, StopPoint& where) {
   output_format_for(o.out);  // reject a bad output path before any heavy work
   install_interrupt_handler();
   const auto start = std::chrono::steady_clock::now();
-  ProgressBar bar(ProgressBar::parse_mode(o.progress));
+  // In a run of several ranks only the leader (rank 0) shows progress, writes and reports; the
+  // others print nothing but errors.
+  const bool leader = env.rank == 0;
+  ProgressBar bar(leader ? ProgressBar::parse_mode(o.progress) : ProgressBar::Mode::kNone);
 
   const std::int64_t vram_budget =
       o.vram_budget.empty() ? 0 : parse_byte_size(o.vram_budget, "--vram-budget");
@@ -117,6 +143,11 @@ int generate_once(const GenerateOptions& o, StopPoint& where) {
   const std::vector<wan22::LoraSpec> loras = o.loras.specs();
   const std::optional<OptimizationResult> planned =
       plan_for(o, bundle, request, vram_budget, loras);
+  std::shared_ptr<dist::Parallelism> parallel;
+  if (env.distributed()) {
+    where.at("join ranks", 0, 0);
+    parallel = join_ranks(env, o, bundle, request);
+  }
 
   wan22::LoadOptions load;
   load.verify = !o.no_verify;
@@ -124,6 +155,12 @@ int generate_once(const GenerateOptions& o, StopPoint& where) {
   load.vram_budget = vram_budget;
   load.fallback = !o.no_fallback;
   load.threads = o.threads;
+  if (load.threads <= 0 && env.local_world_size > 1) {
+    // The machine's cores shared among the ranks on it.
+    load.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
+                                   env.local_world_size);
+  }
+  load.parallel = parallel;
   load.loras = loras;
   load.lora_allow_partial = o.loras.partial;
   load.hash_progress = [&bar, &where](const std::string& file, std::int64_t done,
@@ -136,7 +173,7 @@ int generate_once(const GenerateOptions& o, StopPoint& where) {
   where.at("load", 0, 0);
   auto pipeline = wan22::Pipeline::load(bundle, load);
   if (planned) wan22::apply_plan_chunking(planned->plan, pipeline->spec(), request);
-  if (!o.json && planned) {
+  if (!o.json && planned && leader) {
     fmt::print(stderr, "plan: {} ({})\n", summary_line(*planned), planned->plan.rung);
   }
 
@@ -153,6 +190,10 @@ int generate_once(const GenerateOptions& o, StopPoint& where) {
   write.fps = pipeline->spec().sampling.fps;
   write.cancelled = callbacks.cancelled;
   std::optional<VideoWriter> writer;
+  if (!leader) {
+    pipeline->generate(request, callbacks);  // the leader decodes and writes
+    return 0;
+  }
   if (!o.no_stream) {
     writer.emplace(o.out, resolved.width, resolved.height, write);
     callbacks.on_frames = [&writer](const at::Tensor& frames) { writer->append(frames); };
@@ -220,10 +261,40 @@ int report_cancelled(const GenerateOptions& o, const Error& e, const StopPoint& 
   return signo != 0 ? 128 + signo : exit_code(ErrorCategory::kCancelled);
 }
 
+// `--ranks N` outside a launcher: runs this command line as N ranks and waits for them.
+int launch_ranks(const GenerateOptions& o) {
+  output_format_for(o.out);  // reject a bad output path and layout before starting anything
+  dist::choose_layout(o.ranks, /*guidance=*/true, o.cfg_parallel);
+  install_interrupt_handler();
+  dist::LaunchOptions launch;
+  launch.ranks = o.ranks;
+  launch.argv = command_line();
+  std::error_code ec;
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (!ec) launch.argv[0] = self;
+  launch.cancelled = [] { return cancel_requested(); };
+  const dist::LaunchOutcome outcome = dist::launch_local_ranks(launch);
+  if (outcome.exit_code == 0) return 0;
+  fmt::print(stderr, "wanrun: rank {} of {} ended with exit code {}; the other ranks were "
+                     "stopped and no output was written\n",
+             outcome.failed_rank, o.ranks, outcome.exit_code);
+  return outcome.exit_code;
+}
+
 int run_generate(const GenerateOptions& o) {
+  if (o.ranks < 1) {
+    throw Error(ErrorCategory::kUsage, fmt::format("--ranks {}: at least 1", o.ranks));
+  }
+  const dist::DistEnv env = dist::dist_env_from_environment();
+  if (o.ranks > 1 && !env.distributed()) return launch_ranks(o);
+  if (o.ranks > 1 && o.ranks != env.world_size) {
+    throw Error(ErrorCategory::kUsage,
+                fmt::format("--ranks {} but WORLD_SIZE={}", o.ranks, env.world_size),
+                "under a launcher (torchrun, srun) leave --ranks out: WORLD_SIZE says it");
+  }
   StopPoint where;
   try {
-    return generate_once(o, where);
+    return generate_once(o, where, env);
   } catch (const Error& e) {
     if (e.category() != ErrorCategory::kCancelled) throw;
     return report_cancelled(o, e, where);
@@ -266,7 +337,17 @@ CommandAction add_generate_command(CLI::App& app) {
                   "overlapping by a quarter tile");
   cmd->add_option("-o,--out", opts->out, "Output: FILE.mp4 (H.264), FILE.pt (uint8 tensor) or DIR/ (PNG frames)")
       ->default_val("output.mp4");
-  cmd->add_option("-t,--threads", opts->threads, "CPU threads (default: one per core)")->default_val(0);
+  cmd->add_option("-t,--threads", opts->threads,
+                  "CPU threads (default: one per core, shared among the ranks on this machine)")
+      ->default_val(0);
+  cmd->add_option("--ranks", opts->ranks,
+                  "Run as N processes on this machine, splitting the denoising (CFG and sequence "
+                  "parallel; docs/distributed.md). Under torchrun or srun WORLD_SIZE says it")
+      ->default_val(1);
+  cmd->add_option("--cfg-parallel", opts->cfg_parallel,
+                  "Ranks that split the two guidance passes: 1 or 2 (default: 2 when the ranks "
+                  "are even and guidance is above 1; the rest split the tokens)")
+      ->default_val(0);
   cmd->add_flag("--auto-optimize", opts->auto_optimize,
                 "Plan device, precision, offload and chunking for this machine (as `wanrun "
                 "plan`); refuse with guidance when nothing fits");

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "bindings/cli/cli_common.h"
 #include "bindings/cli/commands.h"
 #include "runtime/error.h"
 #include "runtime/version.h"
@@ -26,6 +27,7 @@ const std::vector<Planned> kPlanned = {};
 }  // namespace
 
 int main(int argc, char** argv) {
+  wanrt::cli::set_command_line(argc, argv);
   CLI::App app{"wanrun — run the Wan 2.2 video models on the machine you have", "wanrun"};
   app.require_subcommand(0, 1);
   bool show_version = false;

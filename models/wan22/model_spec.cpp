@@ -94,6 +94,7 @@ WanSpec read_wan_spec(const BundleManifest& manifest) {
   spec.vae_stride = int_array<3>(file, vae, "stride");
   spec.patch = int_array<3>(file, dit, "patch_size");
   spec.dit_in_dim = file.get<int>(dit, "in_dim");
+  spec.dit_heads = file.get<int>(dit, "num_heads");
   spec.text_len = file.get<int>(dit, "text_len");
 
   for (const auto& c : manifest.components) {

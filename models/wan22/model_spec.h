@@ -58,6 +58,7 @@ struct WanSpec {
   std::array<int, 3> vae_stride{};         ///< (t, h, w)
   std::array<int, 3> patch{};              ///< DiT patch (t, h, w)
   int dit_in_dim = 0;
+  int dit_heads = 0;                       ///< attention heads of the DiT
   int text_len = 0;
   std::vector<std::string> experts;        ///< {kDit} or {kDitHighNoise, kDitLowNoise}
   SamplingDefaults sampling;

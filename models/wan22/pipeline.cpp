@@ -27,6 +27,7 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& bundle_dir, const Lo
   session_options.plan = options.plan;
   session_options.vram_budget = options.vram_budget;
   session_options.fallback = options.fallback;
+  session_options.parallel = options.parallel;
   auto session = std::make_unique<Session>(model, session_options);
   return std::unique_ptr<Pipeline>(new Pipeline(std::move(model), std::move(session)));
 }

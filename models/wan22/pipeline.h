@@ -42,6 +42,8 @@ struct LoadOptions {
   /// (ModelOptions::lora_allow_partial).
   std::vector<LoraSpec> loras;
   bool lora_allow_partial = false;
+  /// The ranks of a multi-process run (SessionOptions::parallel); none: one process.
+  std::shared_ptr<dist::Parallelism> parallel;
 };
 
 /// A Model with one Session. Thread safety: as Session (one thread at a time).

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "models/wan22/image_prep.h"
+#include "models/wan22/sequence_parallel.h"
 #include "models/wan22/stages.h"
 #include "models/wan22/vae_decoder.h"
 #include "optim/optimization_manager.h"
@@ -74,6 +75,14 @@ struct Session::Impl final : ComponentRunner {
   std::unique_ptr<DeviceBackend> backend;
   bool fallback = true;
   bool on_demand = false;  // HostResidency::kOnDemand: take at first use, let go after last
+  std::shared_ptr<dist::Parallelism> parallel;  // null: one process
+
+  // Seconds spent in collectives by this rank's groups so far.
+  double comm_seconds() const {
+    if (!parallel) return 0;
+    return parallel->world->comm_seconds() + parallel->cfg->comm_seconds() +
+           parallel->seq->comm_seconds();
+  }
 
   // Takes component `name` from the model (loading it if needed), clones it for this session
   // and hands the clone to the residency manager (which casts it to its planned dtype).
@@ -131,13 +140,14 @@ struct Session::Impl final : ComponentRunner {
   // ---- ComponentRunner ------------------------------------------------------------------
   const std::function<bool()>* cancelled = nullptr;  // the current run's
 
-  std::vector<at::Tensor> run_staged(const std::string& name, std::vector<at::Tensor> inputs) {
+  std::vector<at::Tensor> run_staged(const std::string& name, std::vector<at::Tensor> inputs,
+                                     StageRunner* runner = nullptr) {
     Held& h = take(name);
     const at::Device device = residency->device_of(name);
     for (at::Tensor& t : inputs) t = t.to(device);
     return guarded(name, [&] {
       residency->enter(name);
-      return h.executor->run(inputs, residency->hooks(name), *cancelled);
+      return h.executor->run(inputs, residency->hooks(name), *cancelled, runner);
     });
   }
 
@@ -147,6 +157,10 @@ struct Session::Impl final : ComponentRunner {
 
   at::Tensor run_dit(const std::string& expert, const at::Tensor& x, const at::Tensor& t,
                      const at::Tensor& context) override {
+    if (parallel && parallel->layout.seq > 1) {
+      SequenceParallelRunner split(*parallel->seq, model->spec().dit_heads);
+      return run_staged(expert, {x, t, context}, &split).at(0).to(at::kCPU).to(at::kFloat);
+    }
     return run_staged(expert, {x, t, context}).at(0).to(at::kCPU).to(at::kFloat);
   }
 
@@ -219,7 +233,8 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
   if (plan.host_residency == HostResidency::kAll) {
     for (const std::string& name : p.model->spec().components()) p.take(name);
   }
-  p.fallback = options.fallback;
+  p.parallel = options.parallel;
+  p.fallback = options.fallback && !(p.parallel && p.parallel->world->size() > 1);
 }
 
 Session::~Session() = default;
@@ -297,23 +312,31 @@ GenerateResult Session::generate(const GenerateRequest& request, const Callbacks
   }
 
   set_host_allocator_stage(HostStage::kTransformer);
-  DenoiseOutcome denoised =
-      denoise(p, spec, r, contexts, image, initial_noise(r.seed, r.latent_shape(spec)), callbacks);
+  const double comm_before = p.comm_seconds();
+  DenoiseOutcome denoised = denoise(p, spec, r, contexts, image,
+                                    initial_noise(r.seed, r.latent_shape(spec)), callbacks,
+                                    p.parallel.get());
   result.expert_trace = std::move(denoised.expert_trace);
   result.dit_calls = denoised.dit_calls;
   result.denoise_windows = denoised.windows;
   end_stage("denoise");
 
   result.latent = denoised.latent;
-  set_host_allocator_stage(HostStage::kVae);
-  DecodeOutcome decoded = decode(p, spec, r, result.latent, callbacks);
-  result.frame_count = decoded.frame_count;
-  result.vae_tiles = decoded.tiles;
-  if (decoded.video.defined()) {
-    result.video = std::move(decoded.video);
-    result.frames = frames_to_uint8(result.video);
+  result.comm_seconds = p.comm_seconds() - comm_before;
+  if (p.parallel) result.parallel = p.parallel->layout.describe();
+  // Every rank ends denoising with the same latent; one decodes it.
+  result.decoded = !p.parallel || p.parallel->leader();
+  if (result.decoded) {
+    set_host_allocator_stage(HostStage::kVae);
+    DecodeOutcome decoded = decode(p, spec, r, result.latent, callbacks);
+    result.frame_count = decoded.frame_count;
+    result.vae_tiles = decoded.tiles;
+    if (decoded.video.defined()) {
+      result.video = std::move(decoded.video);
+      result.frames = frames_to_uint8(result.video);
+    }
+    end_stage("vae_decode");
   }
-  end_stage("vae_decode");
   result.ledger_peak_bytes = residency.ledger().peak();
   result.ledger_host_peak_bytes = residency.ledger().host_peak();
   result.fallbacks.assign(

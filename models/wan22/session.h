@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/parallel_layout.h"
 #include "models/wan22/callbacks.h"
 #include "models/wan22/model.h"
 #include "models/wan22/request.h"
@@ -29,8 +30,13 @@ struct SessionOptions {
   /// than this is an out-of-memory error, handled like a CUDA one (see `fallback`).
   std::int64_t vram_budget = 0;
   /// After an out-of-memory error in a stage, step the plan down (ResidencyManager::step_down)
-  /// and retry the stage; false: fail at once.
+  /// and retry the stage; false: fail at once. Off in a run of several ranks (a retry on one
+  /// rank would leave the others waiting in a collective).
   bool fallback = true;
+  /// The ranks this session works with (dist/parallel_layout.h); none: one process. Every rank
+  /// holds its own copy of the weights; CFG pairs split the guidance passes, sequence groups the
+  /// DiT's tokens; only the leader (world rank 0) decodes the video.
+  std::shared_ptr<dist::Parallelism> parallel;
 };
 
 /// Wall time and peak memory of one stage.
@@ -70,6 +76,12 @@ struct GenerateResult {
   /// residency disk; 0 otherwise).
   std::int64_t ledger_host_peak_bytes = 0;
   std::string plan_summary;              ///< the plan as applied at the end of the run
+  std::string parallel = "1 rank";        ///< the rank layout (ParallelLayout::describe)
+  /// Seconds this rank spent in collectives during the run (0 in one process).
+  double comm_seconds = 0;
+  /// False on the ranks other than the leader of a multi-rank run: they do not decode, so
+  /// frames, video and frame_count are empty.
+  bool decoded = true;
 };
 
 /// The plan of the plain pipeline: every component of `manifest` resident on `device` for the

@@ -83,7 +83,9 @@ ImageConditioning condition_on_image(ComponentRunner& runner, const WanSpec& spe
 
 DenoiseOutcome denoise(ComponentRunner& runner, const WanSpec& spec, const ResolvedRequest& r,
                        const PromptContexts& contexts, const ImageConditioning& image,
-                       at::Tensor latent, const Callbacks& callbacks) {
+                       at::Tensor latent, const Callbacks& callbacks,
+                       dist::Parallelism* parallel) {
+  const bool cfg_parallel = parallel != nullptr && parallel->layout.cfg == 2;
   DenoiseOutcome out;
   const std::vector<int64_t> shape = r.latent_shape(spec);
   auto scheduler = make_scheduler(r.sampler, spec.sampling.num_train_timesteps);
@@ -127,6 +129,16 @@ DenoiseOutcome denoise(ComponentRunner& runner, const WanSpec& spec, const Resol
       const at::Tensor x_in =
           (y.defined() ? at::cat({lat, whole ? y : y.slice(1, w.start, w.end)}) : lat)
               .unsqueeze(0);
+      if (cfg_parallel && g != 1.0) {
+        // One pass here, the other on the pair's other rank; the sum below is then the same
+        // arithmetic on the same tensors as in one process.
+        const bool conditional = parallel->cfg->rank() == 0;
+        const at::Tensor mine =
+            runner.run_dit(name, x_in, t_in, conditional ? contexts.cond : contexts.uncond)[0];
+        ++out.dit_calls;
+        const std::vector<at::Tensor> both = parallel->cfg->all_gather(mine);
+        return both[1] + g * (both[0] - both[1]);
+      }
       const at::Tensor cond = runner.run_dit(name, x_in, t_in, contexts.cond)[0];
       ++out.dit_calls;
       // Guidance 1 is the conditional velocity alone: the unconditional pass is skipped (the

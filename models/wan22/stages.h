@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/parallel_layout.h"
 #include "models/wan22/callbacks.h"
 #include "models/wan22/model_spec.h"
 #include "models/wan22/request.h"
@@ -82,10 +83,14 @@ struct DenoiseOutcome {
 /// the unconditional pass skipped), windows blended
 /// (ChunkedProcessor), one scheduler step. Progress "denoise" per step; cancellation checked
 /// before each step. Finishes each expert after its last step.
+///
+/// With `parallel` whose layout has a CFG pair, the pair's rank 0 runs the conditional pass and
+/// rank 1 the unconditional one, and both velocities meet by one all_gather per window, so each
+/// rank takes the same scheduler step (dit_calls counts this rank's passes).
 DenoiseOutcome denoise(ComponentRunner& runner, const WanSpec& spec,
                        const ResolvedRequest& request, const PromptContexts& contexts,
                        const ImageConditioning& image, at::Tensor latent,
-                       const Callbacks& callbacks);
+                       const Callbacks& callbacks, dist::Parallelism* parallel = nullptr);
 
 /// What decoding produced.
 struct DecodeOutcome {

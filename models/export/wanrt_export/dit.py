@@ -122,31 +122,41 @@ class _Attention(nn.Module):
         self.norm_q = RMSNorm(dim, eps, **kw)
         self.norm_k = RMSNorm(dim, eps, **kw)
 
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """q, k, v [B, L, heads, d] -> o-projected [B, Lq, dim]."""
+    def _core(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """q, k, v [B, L, heads, d] -> [B, Lq, heads * d] before the o projection. Any number
+        of heads: sequence parallelism runs it on a share of them."""
         cdt = self.o.weight.dtype
-        b, lq = q.size(0), q.size(1)
+        b, lq, n, d = q.size(0), q.size(1), q.size(2), q.size(3)
         q, k, v = q.transpose(1, 2).to(cdt), k.transpose(1, 2).to(cdt), v.transpose(1, 2).to(cdt)
         if self.use_sdpa:
             out = attn.attention_sdpa(q, k, v)
         else:
             out = attn.attention_math(q, k, v)
-        out = out.transpose(1, 2).reshape(b, lq, self.dim)
-        return self.o(out)
+        return out.transpose(1, 2).reshape(b, lq, n * d)
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """q, k, v [B, L, heads, d] -> o-projected [B, Lq, dim]."""
+        return self.o(self._core(q, k, v))
 
 
 class SelfAttention(_Attention):
     """Self-attention with q/k RMSNorm and 3-D RoPE."""
 
-    def forward(self, x: Tensor, rope_cos: Tensor, rope_sin: Tensor) -> Tensor:
+    def qkv(self, x: Tensor, rope_cos: Tensor, rope_sin: Tensor) -> List[Tensor]:
+        """[q, k, v], each [B, L, heads, d] in the compute dtype, q and k normed and rotated."""
         b, n, d = x.size(0), self.num_heads, self.head_dim
-        xin = x.to(self.q.weight.dtype)
+        cdt = self.q.weight.dtype
+        xin = x.to(cdt)
         q = self.norm_q(self.q(xin)).view(b, -1, n, d)
         k = self.norm_k(self.k(xin)).view(b, -1, n, d)
         v = self.v(xin).view(b, -1, n, d)
         q = rope_apply(q, rope_cos, rope_sin)
         k = rope_apply(k, rope_cos, rope_sin)
-        return self._attend(q, k, v)
+        return [q.to(cdt), k.to(cdt), v]
+
+    def forward(self, x: Tensor, rope_cos: Tensor, rope_sin: Tensor) -> Tensor:
+        qkv = self.qkv(x, rope_cos, rope_sin)
+        return self._attend(qkv[0], qkv[1], qkv[2])
 
 
 class CrossAttention(_Attention):
@@ -178,23 +188,49 @@ class WanAttentionBlock(nn.Module):
                                  nn.Linear(ffn_dim, dim, **kw))
         self.modulation = nn.Parameter(torch.empty(1, 6, dim, **kw))
 
-    def forward(self, state: List[Tensor]) -> List[Tensor]:
-        x, e0 = state[0], state[1]
+    def _modulation(self, e0: Tensor) -> Tensor:
         # [1, 1, 6, dim] + [B, Lt, 6, dim]; Lt == 1 broadcasts over tokens.
-        m = self.modulation.float().unsqueeze(0) + e0
-        shift_sa, scale_sa, gate_sa = m[:, :, 0], m[:, :, 1], m[:, :, 2]
-        shift_ff, scale_ff, gate_ff = m[:, :, 3], m[:, :, 4], m[:, :, 5]
+        return self.modulation.float().unsqueeze(0) + e0
 
-        y = self.self_attn(self.norm1(x) * (1.0 + scale_sa) + shift_sa, state[4], state[5])
-        x = x + y.float() * gate_sa
+    def _qkv(self, state: List[Tensor], m: Tensor) -> List[Tensor]:
+        h = self.norm1(state[0]) * (1.0 + m[:, :, 1]) + m[:, :, 0]
+        return self.self_attn.qkv(h, state[4], state[5])
+
+    def _finish(self, state: List[Tensor], m: Tensor, attn_out: Tensor) -> List[Tensor]:
+        """Everything after self-attention's core: o projection, gate, cross-attention, FFN."""
+        x = state[0] + self.self_attn.o(attn_out).float() * m[:, :, 2]
         x = x + self.cross_attn(self.norm3(x), state[3]).float()
-        h = self.norm2(x) * (1.0 + scale_ff) + shift_ff
+        h = self.norm2(x) * (1.0 + m[:, :, 4]) + m[:, :, 3]
         y = self.ffn(h.to(self.ffn[0].weight.dtype))
-        x = x + y.float() * gate_ff
-
+        x = x + y.float() * m[:, :, 5]
         out = list(state)
         out[0] = x
         return out
+
+    def forward(self, state: List[Tensor]) -> List[Tensor]:
+        m = self._modulation(state[1])
+        qkv = self._qkv(state, m)
+        return self._finish(state, m, self.self_attn._core(qkv[0], qkv[1], qkv[2]))
+
+    # The block in three parts, for sequence parallelism (Ulysses): each rank runs attn_in and
+    # attn_out on its share of the tokens, and attn_core on every token of its share of the
+    # heads; the runtime exchanges q/k/v and the result between them (all-to-all).
+    # forward(state) == attn_out(state, attn_core(*attn_in(state))) on one rank.
+
+    @torch.jit.export
+    def attn_in(self, state: List[Tensor]) -> List[Tensor]:
+        """Block state -> [q, k, v] of self-attention, [B, L, heads, d] in the compute dtype."""
+        return self._qkv(state, self._modulation(state[1]))
+
+    @torch.jit.export
+    def attn_core(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """Attention over [B, L, heads, d] (any number of heads) -> [B, L, heads * d]."""
+        return self.self_attn._core(q, k, v)
+
+    @torch.jit.export
+    def attn_out(self, state: List[Tensor], attn_out: Tensor) -> List[Tensor]:
+        """Block state and attn_core's result (all heads) -> the block's output state."""
+        return self._finish(state, self._modulation(state[1]), attn_out)
 
 
 class Head(nn.Module):
