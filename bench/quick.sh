@@ -9,3 +9,4 @@ py bench/roofline.py --quick
 py bench/vae_roofline.py --quick
 py bench/e2e_stages.py build/release/bin/wanrun build/release/tiny-bundles/tiny-ti2v --quick \
     --size 64x64
+py bench/ranks.py build/release/bin/wanrun build/release/tiny-bundles/tiny-ti2v --quick

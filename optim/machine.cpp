@@ -82,6 +82,14 @@ SystemResources simulate_resources(const SystemResources& real, const MachineOve
   return out;
 }
 
+SystemResources per_rank_resources(SystemResources machine, int local_ranks) {
+  if (local_ranks <= 1) return machine;
+  machine.ram_total /= local_ranks;
+  machine.ram_available /= local_ranks;
+  machine.cpu_cores = std::max(1, machine.cpu_cores / local_ranks);
+  return machine;
+}
+
 std::int64_t host_reserve_bytes(std::int64_t ram_total) {
   return std::clamp<std::int64_t>(ram_total / 10, kGiB, 4 * kGiB);
 }

@@ -32,6 +32,11 @@ struct MachineOverrides {
 /// no GPU to take the memory from, a count < 0, a capability outside [3.0, 12.0] or sizes <= 0.
 SystemResources simulate_resources(const SystemResources& real, const MachineOverrides& overrides);
 
+/// What one of `local_ranks` processes on this machine may plan with: the host RAM (total and
+/// available) and the cores divided among them (each holds its own weights); GPUs unchanged
+/// (each rank takes its own, by LOCAL_RANK).
+SystemResources per_rank_resources(SystemResources machine, int local_ranks);
+
 /// Host RAM kept for the OS and other processes: 10% of the RAM, within [1 GiB, 4 GiB].
 std::int64_t host_reserve_bytes(std::int64_t ram_total);
 

@@ -81,6 +81,12 @@ struct Workload {
   int width = 0, height = 0;  ///< pixels
   int frames = 0;             ///< video frames
   bool image = false;         ///< image conditioning (per-token timesteps for TI2V)
+  /// Processes the request is split across (wanrun --ranks); the estimate is per rank, and
+  /// every rank holds its own copy of the weights.
+  int ranks = 1;
+  /// Of those, how many split the DiT's tokens (sequence parallel): the denoise activations
+  /// of a rank are those of tokens / seq_ranks tokens plus the exchange buffers.
+  int seq_ranks = 1;
 };
 
 struct PlanSettings;

@@ -26,6 +26,7 @@
 #include "models/wan22/pipeline.h"
 #include "models/wan22/request_plan.h"
 #include "runtime/bundle.h"
+#include "optim/machine.h"
 #include "optim/optimization_manager.h"
 #include "runtime/error.h"
 #include "io/image_reader.h"
@@ -56,16 +57,21 @@ struct GenerateOptions {
 // The plan to run with: none (the plain pipeline: everything resident on the CPU in the stored
 // dtype) unless --auto-optimize, a plan flag or --optim-config is given; then the planner's,
 // with the flags fixed. A plan the estimate says does not fit is refused with its guidance.
+// With several ranks the plan is each rank's: the RAM and cores of this machine shared among
+// its ranks, the denoise activations of its share of the tokens.
 std::optional<OptimizationResult> plan_for(const GenerateOptions& o, const std::string& bundle,
                                            const wan22::GenerateRequest& request,
                                            std::int64_t vram_budget,
-                                           const std::vector<wan22::LoraSpec>& loras) {
+                                           const std::vector<wan22::LoraSpec>& loras,
+                                           const dist::ParallelLayout& layout,
+                                           int local_ranks) {
   if (!o.auto_optimize && !o.flags.any() && o.optim_config.empty()) return std::nullopt;
   const OptimizationConfig config =
       o.optim_config.empty() ? OptimizationConfig{} : load_optimization_config(o.optim_config);
-  OptimizationResult result = wan22::plan_request(bundle, request, o.flags.settings(), config,
-                                                  bindings::machine_within_budget(vram_budget),
-                                                  loras);
+  OptimizationResult result = wan22::plan_request(
+      bundle, request, o.flags.settings(), config,
+      per_rank_resources(bindings::machine_within_budget(vram_budget), local_ranks), loras,
+      layout.world(), layout.seq);
   if (!result.feasible()) {
     print_result(result, false);
     throw Error(ErrorCategory::kResources,
@@ -89,19 +95,18 @@ struct StopPoint {
   }
 };
 
-// The ranks of a multi-process run: joins the others and splits them as --cfg-parallel and the
-// request's guidance say. Every rank reads the same manifest and request, so all choose alike.
-std::shared_ptr<dist::Parallelism> join_ranks(const dist::DistEnv& env, const GenerateOptions& o,
-                                              const std::string& bundle,
-                                              const wan22::GenerateRequest& request) {
+// The split of a multi-process run, as --cfg-parallel and the request's guidance say. Every
+// rank reads the same manifest and request, so all choose alike.
+dist::ParallelLayout rank_layout(const dist::DistEnv& env, const GenerateOptions& o,
+                                 const std::string& bundle,
+                                 const wan22::GenerateRequest& request) {
+  if (!env.distributed()) return {};
   BundleOptions read;
   read.verify = false;  // the pipeline verifies when it loads
   const wan22::ResolvedRequest r =
       wan22::resolve_request(wan22::read_wan_spec(read_bundle(bundle, read)), request);
   const bool guidance = r.guide_low != 1.0 || r.guide_high != 1.0;
-  const dist::ParallelLayout layout = dist::choose_layout(env.world_size, guidance, o.cfg_parallel);
-  return std::make_shared<dist::Parallelism>(
-      dist::make_parallelism(dist::ProcessGroup::connect(env), layout));
+  return dist::choose_layout(env.world_size, guidance, o.cfg_parallel);
 }
 
 int generate_once(const GenerateOptions& o, StopPoint& where, const dist::DistEnv& env) {
@@ -141,17 +146,23 @@ int generate_once(const GenerateOptions& o, StopPoint& where, const dist::DistEn
   request.vae_tile = o.vae_tile;
   if (!o.blend.empty()) request.blend = o.blend;
   const std::vector<wan22::LoraSpec> loras = o.loras.specs();
+  const dist::ParallelLayout layout = rank_layout(env, o, bundle, request);
   const std::optional<OptimizationResult> planned =
-      plan_for(o, bundle, request, vram_budget, loras);
+      plan_for(o, bundle, request, vram_budget, loras, layout, env.local_world_size);
   std::shared_ptr<dist::Parallelism> parallel;
   if (env.distributed()) {
     where.at("join ranks", 0, 0);
-    parallel = join_ranks(env, o, bundle, request);
+    parallel = std::make_shared<dist::Parallelism>(
+        dist::make_parallelism(dist::ProcessGroup::connect(env), layout));
   }
 
   wan22::LoadOptions load;
   load.verify = !o.no_verify;
   if (planned) load.plan = planned->plan;
+  // One GPU per rank: the one LOCAL_RANK names.
+  if (load.plan && load.plan->on_gpu() && env.distributed()) {
+    load.plan->device = fmt::format("cuda:{}", env.local_rank);
+  }
   load.vram_budget = vram_budget;
   load.fallback = !o.no_fallback;
   load.threads = o.threads;

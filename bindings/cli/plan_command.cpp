@@ -12,7 +12,9 @@
 #include "bindings/cli/lora_flags.h"
 #include "bindings/cli/plan_flags.h"
 #include "bindings/cli/plan_report.h"
+#include "dist/parallel_layout.h"
 #include "models/wan22/memory_model.h"
+#include "optim/machine.h"
 #include "runtime/bundle.h"
 #include "runtime/error.h"
 
@@ -27,6 +29,7 @@ struct PlanOptions {
   LoraFlags loras;
   std::optional<int> frame_chunk, vae_tile;
   MachineOptions machine;
+  int ranks = 1, cfg_parallel = 0;
 };
 
 PlanSettings settings_of(const PlanOptions& o) {
@@ -72,8 +75,13 @@ int run_plan(const PlanOptions& o) {
   if (!o.size.empty()) std::tie(w.width, w.height) = parse_size(o.size);
   w.frames = o.frames;
   w.image = o.image;
-  const OptimizationResult result =
-      manager.get_optimization_recommendations(source, w, settings_of(o), o.machine.resources());
+  // Several ranks, all on this machine: each plans with its share of the RAM and cores, and the
+  // activations of its share of the tokens (guidance above 1 assumed, as the models' defaults).
+  const dist::ParallelLayout layout = dist::choose_layout(o.ranks, true, o.cfg_parallel);
+  w.ranks = layout.world();
+  w.seq_ranks = layout.seq;
+  const OptimizationResult result = manager.get_optimization_recommendations(
+      source, w, settings_of(o), per_rank_resources(o.machine.resources(), o.ranks));
   if (o.json) {
     fmt::print("{}\n", result_json(result).dump(2));
   } else {
@@ -107,6 +115,12 @@ CommandAction add_plan_command(CLI::App& app) {
   cmd->add_option("--frame-chunk", o->frame_chunk, "Latent frames per denoising window (0: off)");
   cmd->add_option("--vae-tile", o->vae_tile, "Latent pixels per VAE decode tile side (0: off)");
   o->machine.add_to(cmd);
+  cmd->add_option("--ranks", o->ranks,
+                  "Plan for N ranks on this machine (wanrun generate --ranks N): per rank")
+      ->default_val(1);
+  cmd->add_option("--cfg-parallel", o->cfg_parallel,
+                  "Ranks that split the guidance passes: 1 or 2 (default: 2 for an even --ranks)")
+      ->default_val(0);
   cmd->add_flag("--json", o->json, "Print one JSON document");
   cmd->add_flag("--details", o->details, "List every memory item with its formula");
   return [o] { return run_plan(*o); };

@@ -132,6 +132,11 @@ void print_result(const OptimizationResult& r, bool details) {
   fmt::print("model     {} ({})\n", r.model_id, r.source);
   fmt::print("request   {}x{}, {} frames{}\n", r.workload.width, r.workload.height,
              r.workload.frames, r.workload.image ? ", image-conditioned" : "");
+  if (r.workload.ranks > 1) {
+    fmt::print("ranks     {} ({} split the tokens); the figures below are per rank, and each "
+               "rank holds its own copy of the weights\n",
+               r.workload.ranks, r.workload.seq_ranks);
+  }
   fmt::print("machine   {}; RAM {} GiB; CPU {} cores{}{}\n", gpus.empty() ? "no GPU" : gpus,
              g(m.ram_available), m.cpu_cores, m.cpu_avx512_bf16 ? " avx512_bf16" : "",
              m.cpu_amx ? " amx" : "");

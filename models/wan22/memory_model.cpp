@@ -429,8 +429,24 @@ class WanActivationModel : public ActivationModel {
         break;
     }
     const int window = q.frame_chunking.enabled ? std::min(lat_f, q.frame_chunking.window) : lat_f;
-    const std::int64_t L = dit_tokens(dit_, window, lat_h, lat_w);
+    const std::int64_t all_tokens = dit_tokens(dit_, window, lat_h, lat_w);
+    // Sequence parallel: a rank keeps tokens / S tokens through the blocks; attention sees
+    // every token of heads / S heads, the same bytes as its own tokens of every head.
+    const std::int64_t S = std::max(1, w.seq_ranks);
+    const std::int64_t L = (all_tokens + S - 1) / S;
     auto items = dit_memory_items(dit_, L, spec_.task == "ti2v" && w.image, q.compute, q.attention);
+    if (S > 1) {
+      const std::int64_t c = dtype_size(q.compute);
+      items.push_back(make_memory_item(
+          "sequence-parallel exchange", 3 * 3 * L * dit_.dim * c, MemoryItem::kWorkspace,
+          fmt::format("q, k, v [L/{}={}, {}] {} each: the split parts, the sent and the received "
+                      "copy (all-to-all)",
+                      S, L, dit_.dim, dtype_name(q.compute))));
+      items.push_back(make_memory_item(
+          "tokens gathered for the head", 2 * all_tokens * dit_.dim * 4, MemoryItem::kActivation,
+          fmt::format("[L={}, {}] fp32: the parts and the whole sequence (all_gather)",
+                      all_tokens, dit_.dim)));
+    }
     const std::int64_t latent = std::int64_t(dit_.in_dim) * lat_f * lat_h * lat_w;
     items.push_back(make_memory_item("latents and sampler state", 8 * latent * 4, MemoryItem::kActivation,
                         fmt::format("8 x [{}, {}, {}, {}] fp32 (latent, input, cond/uncond, "

@@ -34,11 +34,13 @@ PlanInputs plan_inputs(const WanSpec& spec, const GenerateRequest& request,
 OptimizationResult plan_request(const std::string& bundle, const GenerateRequest& request,
                                 const PlanSettings& settings, const OptimizationConfig& config,
                                 const SystemResources& resources,
-                                const std::vector<LoraSpec>& loras) {
+                                const std::vector<LoraSpec>& loras, int ranks, int seq_ranks) {
   BundleOptions bundle_options;
   bundle_options.verify = false;  // planning reads sizes only; loading verifies
   const WanSpec spec = read_wan_spec(read_bundle(bundle, bundle_options));
-  const PlanInputs in = plan_inputs(spec, request, settings);
+  PlanInputs in = plan_inputs(spec, request, settings);
+  in.workload.ranks = ranks;
+  in.workload.seq_ranks = seq_ranks;
   std::shared_ptr<const WanLoras> lora_costs;
   if (!loras.empty()) lora_costs = std::make_shared<const WanLoras>(spec, loras, true);
   return make_optimization_manager(config, lora_costs)

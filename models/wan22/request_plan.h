@@ -41,10 +41,12 @@ PlanInputs plan_inputs(const WanSpec& spec, const GenerateRequest& request,
 /// model. The result may be infeasible (OptimizationResult::feasible(); its guidance says what
 /// would fit).
 /// `loras`: LoRAs merged at load, whose RAM the estimate counts (WanLoras::account).
+/// `ranks`, `seq_ranks`: Workload::ranks and seq_ranks (pass per_rank_resources as `resources`).
 OptimizationResult plan_request(const std::string& bundle, const GenerateRequest& request,
                                 const PlanSettings& settings, const OptimizationConfig& config,
                                 const SystemResources& resources,
-                                const std::vector<LoraSpec>& loras = {});
+                                const std::vector<LoraSpec>& loras = {}, int ranks = 1,
+                                int seq_ranks = 1);
 
 /// Puts the chunking `plan` chose into `request` where the request left it open: windows of
 /// plan.frame_chunking.window latent frames become chunk_frames = (window - 1) x stride_t + 1

@@ -87,3 +87,18 @@ def test_rank_options_are_checked_before_anything_starts(tmp_path):
                  env={"WORLD_SIZE": "2", "RANK": "0", "WANRT_STORE_FILE": str(tmp_path / "s")})
     assert r.returncode == 2 and "WORLD_SIZE=2" in r.stderr
     assert not (tmp_path / "v.mp4").exists()
+
+
+def test_plan_per_rank(tmp_path):
+    def plan(*options):
+        r = subprocess.run([WANRUN, "plan", "--profile", "wan2.2-ti2v-5b", "--json",
+                            "--ram", "64GiB", "--gpu-count", "0", *options],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode in (0, 4), r.stderr
+        return json.loads(r.stdout)
+    one, two = plan(), plan("--ranks", "2", "--cfg-parallel", "1")
+    assert two["workload"]["ranks"] == 2 and two["workload"]["seq_ranks"] == 2
+    assert one["workload"]["ranks"] == 1
+    # Each of two ranks on the machine gets half its RAM.
+    assert two["machine"]["ram_available"] * 2 == pytest.approx(one["machine"]["ram_available"],
+                                                                abs=2)

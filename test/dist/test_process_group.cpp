@@ -1,6 +1,11 @@
 // The process group on loopback: several ranks as threads of this process, meeting at a
 // FileStore in a fresh folder. Expected values are built independently of the collectives.
 // Catch2's assertions are not thread-safe: the rank threads only record, the test thread checks.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -154,6 +159,31 @@ TEST_CASE("two ranks gather and exchange tensors exactly", "[dist]") {
     CHECK(s.collectives == 5);
     CHECK(s.seconds > 0);
   }
+}
+
+TEST_CASE("two ranks meet at a TCPStore that rank 0 serves", "[dist]") {
+  // A port the kernel had free a moment ago.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  socklen_t len = sizeof(addr);
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  const int port = ntohs(addr.sin_port);
+  ::close(fd);
+  std::vector<float> seen(2, -1.0f);
+  run_ranks(2, [&](int r) {
+    DistEnv env = env_for("", r, 2);
+    env.master_addr = "127.0.0.1";
+    env.master_port = port;
+    const auto group = ProcessGroup::connect(env);
+    seen[static_cast<std::size_t>(r)] =
+        group->all_gather(at::full({1}, 10.0f + r))[static_cast<std::size_t>(1 - r)].item<float>();
+  });
+  CHECK(seen[0] == 11.0f);
+  CHECK(seen[1] == 10.0f);
 }
 
 TEST_CASE("four ranks split into CFG pairs and sequence groups", "[dist]") {

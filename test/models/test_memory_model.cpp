@@ -29,6 +29,13 @@ std::int64_t item(const std::vector<MemoryItem>& items, const std::string& name)
   return 0;
 }
 
+bool has_item(const std::vector<MemoryItem>& items, const std::string& name) {
+  for (const auto& m : items) {
+    if (m.name == name) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("DiT token counts: latent frames x (latent h / 2) x (latent w / 2)", "[models]") {
@@ -193,6 +200,27 @@ TEST_CASE("requirements: stages in order, roles, image stage only with an image"
   const ModelRequirements i2v = wan_requirements_from_path(profile_path("wan2.2-i2v-a14b"));
   CHECK(i2v.image_required);
   CHECK(i2v.default_workload().image);
+}
+
+TEST_CASE("sequence parallel: a rank's denoise activations are those of its tokens", "[models]") {
+  const ModelRequirements ti2v = wan_requirements_from_path(profile_path("wan2.2-ti2v-5b"));
+  Workload w = ti2v.default_workload();  // 1280x704, 121 frames: 27,280 tokens
+  w.image = true;
+  const StageRequirement& denoise = ti2v.stages_for(w)[2];
+  ActivationQuery one, two;
+  one.workload = two.workload = w;
+  two.workload.ranks = two.workload.seq_ranks = 2;
+  const auto whole = ti2v.activations->stage_memory(denoise, one);
+  const auto half = ti2v.activations->stage_memory(denoise, two);
+  // Per-token items follow the split exactly: 13,640 tokens a rank.
+  CHECK(item(half, "x (residual stream)") == 13'640LL * 3072 * 4);
+  CHECK(item(half, "e0 per-token modulation") == 13'640LL * 6 * 3072 * 4);
+  CHECK(item(half, "RoPE tables") * 2 == item(whole, "RoPE tables"));
+  // What the split adds: q, k, v in three copies (bf16) around the all-to-all, and the whole
+  // sequence again before the head.
+  CHECK(item(half, "sequence-parallel exchange") == 9LL * 13'640 * 3072 * 2);
+  CHECK(item(half, "tokens gathered for the head") == 2LL * 27'280 * 3072 * 4);
+  CHECK_FALSE(has_item(whole, "sequence-parallel exchange"));
 }
 
 TEST_CASE("requirements of a real bundle directory (tiny, fp32)", "[models]") {
