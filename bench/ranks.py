@@ -4,12 +4,14 @@ parallel and as sequence parallel, one thread per rank.
 
 usage: ranks.py WANRUN BUNDLE [--quick] [--size WxH] [--frames N] [--steps N] [--guidance G]
 
-Per configuration: denoise seconds per step (the report's times_s.denoise / steps), the time
-rank 0 spent in collectives per step (parallel.comm_seconds; the rest of the rank's step is
-its DiT work and waiting for the slower rank shows up inside the collectives), and every rank's
-peak RSS (VmHWM, sampled from /proc every 50 ms while the processes live; the report has only
-rank 0's). Also one rank on 2 threads: the same cores as two ranks of 1 thread. Prints one
-Markdown table. --quick: 2 steps at the bundle's default size, to check the script still works.
+Per configuration, from a run of 1 step and one of N steps (so that what the first step alone
+pays, such as paging in the mapped weights, cancels): denoise seconds per step
+((T_N - T_1) / (N - 1) of the reports' times_s.denoise), the time rank 0 spent in collectives
+per step (parallel.comm_seconds, likewise; waiting for the slower rank is inside it), and the
+peak RSS of every rank: rank 0's from its report, the others' sampled from /proc (VmHWM,
+every 0.25 s; they do not decode, so their peak is in the denoising). Also one rank on 2
+threads: the same cores as two ranks of 1 thread. Prints one Markdown table. --quick: 2 steps
+at the bundle's default size, to check the script still works.
 """
 import argparse
 import json
@@ -52,20 +54,22 @@ def vm_hwm(pid: int) -> int:
 
 
 def run(cmd: list) -> tuple:
-    """The report of `cmd` and the peak RSS of each wanrun process it ran (pid -> bytes)."""
+    """The report of `cmd` and the sampled peak RSS of each wanrun process it ran (pid ->
+    bytes; the launcher itself left out when there is one)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peaks = {}
+    peaks, pids, last_scan = {}, [proc.pid], 0.0
     while proc.poll() is None:
-        for pid in [proc.pid, *descendants(proc.pid)]:
+        if time.monotonic() - last_scan > 1.0:  # the ranks appear once; scanning /proc costs
+            pids, last_scan = [proc.pid, *descendants(proc.pid)], time.monotonic()
+        for pid in pids:
             peaks[pid] = max(peaks.get(pid, 0), vm_hwm(pid))
-        time.sleep(0.05)
+        time.sleep(0.25)
     out, err = proc.communicate()
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err}")
-    report = json.loads(out)
     if len(peaks) > 1:
-        peaks.pop(proc.pid)  # the launcher itself: it loads nothing
-    return report, peaks
+        peaks.pop(proc.pid, None)
+    return json.loads(out), [v for _, v in sorted(peaks.items())]
 
 
 def main() -> int:
@@ -82,7 +86,7 @@ def main() -> int:
         a.steps = 2
     out_dir = Path(tempfile.mkdtemp(prefix="wanrt-ranks-"))
     common = [a.wanrun, "generate", "--model", a.bundle, "--prompt", "a red fox in fresh snow",
-              "--steps", str(a.steps), "--guidance", a.guidance, "--seed", "1", "--no-verify",
+              "--guidance", a.guidance, "--seed", "1", "--no-verify",
               "--progress", "none", "--json"]
     if a.size:
         common += ["--size", a.size]
@@ -97,11 +101,13 @@ def main() -> int:
     print("|---|---|---|---|---|")
     base = None
     for i, (name, options) in enumerate(configs):
-        report, peaks = run([*common, *options, "--out", str(out_dir / f"c{i}.pt")])
-        per_step = report["times_s"]["denoise"] / a.steps
+        one, _ = run([*common, "--steps", "1", *options, "--out", str(out_dir / f"c{i}-1.pt")])
+        many, peaks = run([*common, "--steps", str(a.steps), *options,
+                           "--out", str(out_dir / f"c{i}.pt")])
+        per_step = (many["times_s"]["denoise"] - one["times_s"]["denoise"]) / (a.steps - 1)
         base = base or per_step
-        comm = report["parallel"]["comm_seconds"] / a.steps
-        rss = ", ".join(f"{v / MIB:.0f}" for _, v in sorted(peaks.items()))
+        comm = (many["parallel"]["comm_seconds"] - one["parallel"]["comm_seconds"]) / (a.steps - 1)
+        rss = ", ".join(f"{v / MIB:.0f}" for v in [many["peak_rss_bytes"], *peaks[1:]])
         print(f"| {name} | {per_step:.3f} | {base / per_step:.2f}x | {comm:.3f} | {rss} |",
               flush=True)
     return 0
