@@ -53,7 +53,8 @@ def test_json_document_structure_and_budgets():
     r, doc = plan_json(*A14B_720P, "--vram", "24GiB", "--ram", "64GiB", "--gpu-cc", "8.9")
     assert r.returncode == 0
     assert doc["model_id"] == "wan2.2-t2v-a14b"
-    assert doc["workload"] == {"width": 1280, "height": 720, "frames": 81, "image": False}
+    assert doc["workload"] == {"width": 1280, "height": 720, "frames": 81, "image": False,
+                               "ranks": 1, "seq_ranks": 1}
     assert doc["feasible"] is True
     assert doc["machine"]["gpus"][0]["compute_capability"] == "8.9"
     assert doc["machine"]["gpus"][0]["total_bytes"] == 24 * GIB
