@@ -1,5 +1,6 @@
 #include "dist/process_group.h"
 
+#include <c10/core/InferenceMode.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -23,12 +24,21 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Gloo dispatches on the dtype and LibTorch 1.13's Gloo lacks bfloat16; the collectives here
-// only move bytes, so bfloat16 travels as float16 of the same bits.
+// only move bytes, so bfloat16 travels as float16 of the same bits. Called outside inference
+// mode (NormalTensors below): LibTorch 1.13's Gloo writes the buffers from its own thread,
+// where an inference tensor may not be updated in place.
 at::Tensor as_wire(const at::Tensor& t) {
   at::Tensor host = t.device().is_cpu() ? t.contiguous() : t.to(at::kCPU).contiguous();
+  if (host.is_inference()) host = host.clone();
   if (host.scalar_type() == at::kBFloat16) return host.view(at::kHalf);
   return host;
 }
+
+// The buffers of a collective are made while this lives: normal tensors, also when the run is
+// in inference mode (every generate() is).
+struct NormalTensors {
+  c10::InferenceMode off{false};
+};
 
 at::Tensor from_wire(const at::Tensor& wire, const at::Tensor& like) {
   const at::Tensor t = wire.scalar_type() == like.scalar_type() ? wire : wire.view(like.scalar_type());
@@ -173,6 +183,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::split(const std::vector<std::vector<
 
 std::vector<at::Tensor> ProcessGroup::all_gather(const at::Tensor& tensor) {
   if (size() == 1) return {tensor};
+  const NormalTensors normal;
   std::vector<at::Tensor> inputs{as_wire(tensor)};
   std::vector<std::vector<at::Tensor>> outputs(1);
   for (int r = 0; r < size(); ++r) outputs[0].push_back(at::empty_like(inputs[0]));
@@ -191,6 +202,7 @@ at::Tensor ProcessGroup::all_to_all(const at::Tensor& tensor, int64_t scatter_di
                             scatter_dim, tensor.size(scatter_dim), n));
   }
   if (n == 1) return tensor;
+  const NormalTensors normal;
   // Part j (of the scattered dimension) goes to rank j: stacked along a new leading dimension,
   // contiguous, so that equal splits of the flat buffer are the parts.
   at::Tensor input = as_wire(at::stack(tensor.chunk(n, scatter_dim), 0));

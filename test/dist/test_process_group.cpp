@@ -13,6 +13,8 @@
 #include <map>
 #include <thread>
 
+#include <c10/core/InferenceMode.h>
+
 #include "dist/dist_env.h"
 #include "dist/parallel_layout.h"
 #include "dist/process_group.h"
@@ -114,8 +116,8 @@ TEST_CASE("two ranks gather and exchange tensors exactly", "[dist]") {
   const at::Tensor full = at::cat({local(0), local(1)}, 1);  // the whole sequence
   struct Seen {
     int rank = -1, size = 0;
-    std::vector<at::Tensor> gathered, gathered_bf16;
-    at::Tensor heads, back;
+    std::vector<at::Tensor> gathered, gathered_bf16, inference_gather;
+    at::Tensor heads, back, inference_heads;
     std::string bad_split;
     std::int64_t collectives = 0;
     double seconds = 0;
@@ -130,6 +132,12 @@ TEST_CASE("two ranks gather and exchange tensors exactly", "[dist]") {
     s.heads = group->all_to_all(local(r), 2, 1);
     s.back = group->all_to_all(s.heads, 1, 2);
     s.gathered_bf16 = group->all_gather(local(r).to(at::kBFloat16));
+    {
+      // As in a run (generate() is in inference mode): the buffers must still be writable.
+      c10::InferenceMode inference;
+      s.inference_gather = group->all_gather(local(r));
+      s.inference_heads = group->all_to_all(local(r), 2, 1);
+    }
     try {
       group->all_to_all(at::zeros({1, 3}), 1, 0);
     } catch (const Error& e) {
@@ -155,8 +163,11 @@ TEST_CASE("two ranks gather and exchange tensors exactly", "[dist]") {
     REQUIRE(s.gathered_bf16.size() == 2);
     CHECK(s.gathered_bf16[1].scalar_type() == at::kBFloat16);
     CHECK(at::equal(s.gathered_bf16[1], local(1).to(at::kBFloat16)));
+    REQUIRE(s.inference_gather.size() == 2);
+    CHECK(at::equal(s.inference_gather[1], local(1)));
+    CHECK(at::equal(s.inference_heads, s.heads));
     CHECK_THAT(s.bad_split, Catch::Contains("does not split over 2 ranks"));
-    CHECK(s.collectives == 5);
+    CHECK(s.collectives == 7);
     CHECK(s.seconds > 0);
   }
 }
