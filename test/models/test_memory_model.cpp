@@ -206,7 +206,7 @@ TEST_CASE("sequence parallel: a rank's denoise activations are those of its toke
   const ModelRequirements ti2v = wan_requirements_from_path(profile_path("wan2.2-ti2v-5b"));
   Workload w = ti2v.default_workload();  // 1280x704, 121 frames: 27,280 tokens
   w.image = true;
-  const StageRequirement& denoise = ti2v.stages_for(w)[2];
+  const StageRequirement denoise = ti2v.stages_for(w)[2];  // a copy: stages_for returns a vector
   ActivationQuery one, two;
   one.workload = two.workload = w;
   two.workload.ranks = two.workload.seq_ranks = 2;
