@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -80,24 +81,27 @@ LaunchOutcome launch_local_ranks(const LaunchOptions& options) {
     }
   };
   auto any_running = [&] {
-    for (bool r : running) {
-      if (r) return true;
-    }
-    return false;
+    return std::any_of(running.begin(), running.end(), [](bool r) { return r; });
   };
 
-  for (int rank = 0; rank < options.ranks; ++rank) {
-    std::vector<std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) {
-      const std::string entry = *e;
-      const std::string name = entry.substr(0, entry.find('='));
-      if (name == "RANK" || name == "WORLD_SIZE" || name == "LOCAL_RANK" ||
-          name == "LOCAL_WORLD_SIZE" || name == "WANRT_STORE_FILE" || name == "MASTER_ADDR" ||
-          name == "MASTER_PORT") {
-        continue;
-      }
-      env.push_back(entry);
+  // This process's environment without the variables each rank gets its own value of.
+  std::vector<std::string> inherited;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('='));
+    if (name != "RANK" && name != "WORLD_SIZE" && name != "LOCAL_RANK" &&
+        name != "LOCAL_WORLD_SIZE" && name != "WANRT_STORE_FILE" && name != "MASTER_ADDR" &&
+        name != "MASTER_PORT") {
+      inherited.push_back(entry);
     }
+  }
+  std::vector<std::string> args = options.argv;
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  for (int rank = 0; rank < options.ranks; ++rank) {
+    std::vector<std::string> env = inherited;
     env.push_back(fmt::format("RANK={}", rank));
     env.push_back(fmt::format("LOCAL_RANK={}", rank));
     env.push_back(fmt::format("WORLD_SIZE={}", options.ranks));
@@ -107,10 +111,6 @@ LaunchOutcome launch_local_ranks(const LaunchOptions& options) {
     std::vector<char*> envp;
     for (std::string& e : env) envp.push_back(e.data());
     envp.push_back(nullptr);
-    std::vector<std::string> args = options.argv;
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
 
     const pid_t pid = ::fork();
     if (pid == 0) {

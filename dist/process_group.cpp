@@ -171,11 +171,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::split(const std::vector<std::vector<
                 fmt::format("split '{}': the groups do not cover all {} ranks", tag, size()));
   }
   const int group_size = static_cast<int>(groups[static_cast<std::size_t>(mine)].size());
-  if (group_size == 1 || !impl_->store) {
-    auto impl = std::make_unique<Impl>();
-    impl->env = impl_->env;
-    return std::shared_ptr<ProcessGroup>(new ProcessGroup(std::move(impl)));
-  }
+  if (group_size == 1 || !impl_->store) return single();
   auto store = c10::make_intrusive<c10d::PrefixStore>(fmt::format("{}/{}", tag, mine), impl_->store);
   return std::shared_ptr<ProcessGroup>(
       new ProcessGroup(Impl::gloo_group(impl_->env, store, my_rank, group_size)));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 
 #include "models/wan22/image_prep.h"
 #include "models/wan22/sequence_parallel.h"
@@ -157,11 +158,12 @@ struct Session::Impl final : ComponentRunner {
 
   at::Tensor run_dit(const std::string& expert, const at::Tensor& x, const at::Tensor& t,
                      const at::Tensor& context) override {
-    if (parallel && parallel->layout.seq > 1) {
-      SequenceParallelRunner split(*parallel->seq, model->spec().dit_heads);
-      return run_staged(expert, {x, t, context}, &split).at(0).to(at::kCPU).to(at::kFloat);
-    }
-    return run_staged(expert, {x, t, context}).at(0).to(at::kCPU).to(at::kFloat);
+    std::optional<SequenceParallelRunner> split;
+    if (parallel && parallel->layout.seq > 1) split.emplace(*parallel->seq, model->spec().dit_heads);
+    return run_staged(expert, {x, t, context}, split ? &*split : nullptr)
+        .at(0)
+        .to(at::kCPU)
+        .to(at::kFloat);
   }
 
   at::Tensor vae_encode(const at::Tensor& video) override {
