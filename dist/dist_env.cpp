@@ -50,6 +50,14 @@ DistEnv dist_env_from(const Getter& get) {
   env.master_port = static_cast<int>(read_int(get, "MASTER_PORT", 0, 0, 65535));
   const long long timeout_s = read_int(get, "WANRT_DIST_TIMEOUT", 600, 1, 7 * 24 * 3600);
   env.timeout = std::chrono::seconds(timeout_s);
+  env.backend = get("WANRT_DIST_BACKEND").value_or("auto");
+  if (env.backend.empty()) env.backend = "auto";
+  if (env.backend != "auto" && env.backend != "gloo" && env.backend != "nccl") {
+    throw Error(ErrorCategory::kUsage,
+                fmt::format("environment variable WANRT_DIST_BACKEND='{}' is not auto, gloo or nccl",
+                            env.backend),
+                "unset it to let wanrt choose (NCCL between GPUs where LibTorch has it)");
+  }
   if (env.distributed() && env.store_file.empty() &&
       (env.master_addr.empty() || env.master_port == 0)) {
     throw Error(ErrorCategory::kUsage,

@@ -1,7 +1,8 @@
 // Where this process stands in a multi-process run, read from the environment in the torchrun
 // convention (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), which
 // torchrun, Slurm wrappers and mpirun scripts all set, plus wanrt's own WANRT_STORE_FILE
-// (a FileStore on a shared path, as `wanrun generate --ranks N` uses) and WANRT_DIST_TIMEOUT.
+// (a FileStore on a shared path, as `wanrun generate --ranks N` uses), WANRT_DIST_TIMEOUT and
+// WANRT_DIST_BACKEND.
 #pragma once
 
 #include <chrono>
@@ -24,6 +25,9 @@ struct DistEnv {
   int master_port = 0;
   /// How long a collective or the rendezvous may wait for the other ranks before the run fails.
   std::chrono::milliseconds timeout{std::chrono::minutes(10)};
+  /// The transport of the work's collectives (WANRT_DIST_BACKEND): "auto" (NCCL when the ranks
+  /// compute on GPUs and LibTorch has it, else Gloo), "gloo" or "nccl".
+  std::string backend = "auto";
 
   /// True when more than one rank takes part.
   bool distributed() const { return world_size > 1; }
@@ -31,7 +35,8 @@ struct DistEnv {
 
 /// Reads the variables through `get` (nullopt: unset). Without WORLD_SIZE (or with 1) the result
 /// is a single process. Error(kUsage) names the variable on a malformed or inconsistent value
-/// (RANK outside [0, WORLD_SIZE), WORLD_SIZE > 1 without a rendezvous, a bad port or timeout).
+/// (RANK outside [0, WORLD_SIZE), WORLD_SIZE > 1 without a rendezvous, a bad port, timeout or
+/// backend).
 DistEnv dist_env_from(const std::function<std::optional<std::string>(const std::string&)>& get);
 
 /// dist_env_from the process environment.

@@ -7,31 +7,29 @@
 #include <chrono>
 #include <utility>
 
-#include "runtime/error.h"
-
-// c10d declares the Gloo process group only under this macro (LibTorch's own build sets it).
-#ifndef USE_C10D_GLOO
-#define USE_C10D_GLOO 1
-#endif
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include "dist/collectives.h"
+#include "runtime/error.h"
 
 namespace wanrt::dist {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Gloo dispatches on the dtype and LibTorch 1.13's Gloo lacks bfloat16; the collectives here
-// only move bytes, so bfloat16 travels as float16 of the same bits. Called outside inference
-// mode (NormalTensors below): LibTorch 1.13's Gloo writes the buffers from its own thread,
-// where an inference tensor may not be updated in place.
-at::Tensor as_wire(const at::Tensor& t) {
-  at::Tensor host = t.device().is_cpu() ? t.contiguous() : t.to(at::kCPU).contiguous();
-  if (host.is_inference()) host = host.clone();
-  if (host.scalar_type() == at::kBFloat16) return host.view(at::kHalf);
-  return host;
+// The tensor as `backend` takes it: contiguous on its device. Gloo dispatches on the dtype and
+// LibTorch 1.13's Gloo lacks bfloat16; the collectives only move bytes, so there bfloat16
+// travels as float16 of the same bits. Called outside inference mode (NormalTensors below):
+// LibTorch 1.13's Gloo writes the buffers from its own thread, where an inference tensor may
+// not be updated in place.
+at::Tensor as_wire(const at::Tensor& t, const Collectives& backend) {
+  at::Tensor moved = t.device() == backend.device() ? t.contiguous()
+                                                    : t.to(backend.device()).contiguous();
+  if (moved.is_inference()) moved = moved.clone();
+  if (moved.scalar_type() == at::kBFloat16 && backend.bf16_as_half()) return moved.view(at::kHalf);
+  return moved;
 }
 
 // The buffers of a collective are made while this lives: normal tensors, also when the run is
@@ -42,27 +40,40 @@ struct NormalTensors {
 
 at::Tensor from_wire(const at::Tensor& wire, const at::Tensor& like) {
   const at::Tensor t = wire.scalar_type() == like.scalar_type() ? wire : wire.view(like.scalar_type());
-  return like.device().is_cpu() ? t : t.to(like.device());
-}
-
-std::shared_ptr<::gloo::transport::Device> make_device(const DistEnv& env) {
-  // One machine (the local launcher, or every rank local): loopback, which needs no hostname
-  // resolution. Several machines: the address the hostname resolves to (GLOO_SOCKET_IFNAME
-  // overrides it where LibTorch supports that).
-  if (env.local_world_size == env.world_size) {
-    return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
-  }
-  return c10d::ProcessGroupGloo::createDefaultDevice();
+  return t.device() == like.device() ? t : t.to(like.device());
 }
 
 }  // namespace
+
+std::string choose_backend(const std::string& requested, const std::string& device,
+                           bool nccl_built) {
+  const bool cuda = device.rfind("cuda", 0) == 0;
+  if (requested == "gloo") return "gloo";
+  if (requested == "auto") return cuda && nccl_built ? "nccl" : "gloo";
+  if (requested != "nccl") {
+    throw Error(ErrorCategory::kUsage,
+                fmt::format("process group backend '{}' is not auto, gloo or nccl", requested),
+                "set WANRT_DIST_BACKEND to auto, gloo or nccl");
+  }
+  if (!nccl_built) {
+    throw Error(ErrorCategory::kUsage, "WANRT_DIST_BACKEND=nccl, but this build has no NCCL",
+                "build against a LibTorch with CUDA (PyPI's), or use WANRT_DIST_BACKEND=gloo");
+  }
+  if (!cuda) {
+    throw Error(ErrorCategory::kUsage,
+                fmt::format("WANRT_DIST_BACKEND=nccl, but the ranks compute on '{}'", device),
+                "NCCL moves GPU tensors; on the CPU use gloo (or auto)");
+  }
+  return "nccl";
+}
 
 struct ProcessGroup::Impl {
   int rank = 0;
   int size = 1;
   DistEnv env;
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;  // null for a single-process group
+  std::unique_ptr<Collectives> backend;  // null for a single-process group
+  int device_index = -1;                 // the GPU of an NCCL group
   double seconds = 0;
   std::int64_t count = 0;
 
@@ -86,19 +97,22 @@ struct ProcessGroup::Impl {
     ++count;
   }
 
-  static std::unique_ptr<Impl> gloo_group(const DistEnv& env, c10::intrusive_ptr<c10d::Store> store,
-                                          int rank, int size) {
+  // Joins `size` ranks at `store` on Gloo (device_index < 0) or on NCCL with that GPU.
+  static std::unique_ptr<Impl> join(const DistEnv& env, c10::intrusive_ptr<c10d::Store> store,
+                                    int rank, int size, int device_index) {
     auto impl = std::make_unique<Impl>();
     impl->rank = rank;
     impl->size = size;
     impl->env = env;
     impl->store = std::move(store);
+    impl->device_index = device_index;
     if (size == 1) return impl;
     impl->collective("joining the process group", [&] {
-      auto options = c10d::ProcessGroupGloo::Options::create(env.timeout);
-      options->devices.push_back(make_device(env));
-      options->threads = 1;  // collectives here are few and large; the cores compute
-      impl->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, rank, size, options);
+      impl->backend =
+          device_index < 0
+              ? make_gloo_collectives(impl->store, rank, size, env.timeout,
+                                      env.local_world_size == env.world_size)
+              : make_nccl_collectives(impl->store, rank, size, env.timeout, device_index);
     });
     impl->seconds = 0;  // the counters are of the work's collectives, not of joining
     impl->count = 0;
@@ -108,6 +122,8 @@ struct ProcessGroup::Impl {
 
 ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ProcessGroup::~ProcessGroup() = default;
+
+bool ProcessGroup::nccl_available() { return nccl_built(); }
 
 std::shared_ptr<ProcessGroup> ProcessGroup::single() {
   auto impl = std::make_unique<Impl>();
@@ -140,13 +156,27 @@ std::shared_ptr<ProcessGroup> ProcessGroup::connect(const DistEnv& env) {
                 "check that every rank starts within WANRT_DIST_TIMEOUT and can reach rank 0");
   }
   return std::shared_ptr<ProcessGroup>(
-      new ProcessGroup(Impl::gloo_group(env, store, env.rank, env.world_size)));
+      new ProcessGroup(Impl::join(env, store, env.rank, env.world_size, -1)));
 }
 
 int ProcessGroup::rank() const { return impl_->rank; }
 int ProcessGroup::size() const { return impl_->size; }
+std::string ProcessGroup::backend() const {
+  return impl_->backend ? impl_->backend->name() : "none";
+}
 double ProcessGroup::comm_seconds() const { return impl_->seconds; }
 std::int64_t ProcessGroup::collectives() const { return impl_->count; }
+
+std::shared_ptr<ProcessGroup> ProcessGroup::for_device(const std::string& device) {
+  if (size() == 1) return shared_from_this();
+  const std::string wanted = choose_backend(impl_->env.backend, device, nccl_built());
+  if (wanted == backend()) return shared_from_this();
+  const at::Device d(device);
+  const int index = wanted == "nccl" ? (d.has_index() ? d.index() : 0) : -1;
+  auto store = c10::make_intrusive<c10d::PrefixStore>(wanted, impl_->store);
+  return std::shared_ptr<ProcessGroup>(
+      new ProcessGroup(Impl::join(impl_->env, store, rank(), size(), index)));
+}
 
 std::shared_ptr<ProcessGroup> ProcessGroup::split(const std::vector<std::vector<int>>& groups,
                                                   const std::string& tag) {
@@ -173,19 +203,19 @@ std::shared_ptr<ProcessGroup> ProcessGroup::split(const std::vector<std::vector<
   const int group_size = static_cast<int>(groups[static_cast<std::size_t>(mine)].size());
   if (group_size == 1 || !impl_->store) return single();
   auto store = c10::make_intrusive<c10d::PrefixStore>(fmt::format("{}/{}", tag, mine), impl_->store);
-  return std::shared_ptr<ProcessGroup>(
-      new ProcessGroup(Impl::gloo_group(impl_->env, store, my_rank, group_size)));
+  return std::shared_ptr<ProcessGroup>(new ProcessGroup(
+      Impl::join(impl_->env, store, my_rank, group_size, impl_->device_index)));
 }
 
 std::vector<at::Tensor> ProcessGroup::all_gather(const at::Tensor& tensor) {
   if (size() == 1) return {tensor};
   const NormalTensors normal;
-  std::vector<at::Tensor> inputs{as_wire(tensor)};
-  std::vector<std::vector<at::Tensor>> outputs(1);
-  for (int r = 0; r < size(); ++r) outputs[0].push_back(at::empty_like(inputs[0]));
-  impl_->collective("all_gather", [&] { impl_->gloo->allgather(outputs, inputs)->wait(); });
+  at::Tensor input = as_wire(tensor, *impl_->backend);
+  std::vector<at::Tensor> outputs;
+  for (int r = 0; r < size(); ++r) outputs.push_back(at::empty_like(input));
+  impl_->collective("all_gather", [&] { impl_->backend->all_gather(outputs, input); });
   std::vector<at::Tensor> out;
-  for (const at::Tensor& t : outputs[0]) out.push_back(from_wire(t, tensor));
+  for (const at::Tensor& t : outputs) out.push_back(from_wire(t, tensor));
   return out;
 }
 
@@ -201,19 +231,25 @@ at::Tensor ProcessGroup::all_to_all(const at::Tensor& tensor, int64_t scatter_di
   const NormalTensors normal;
   // Part j (of the scattered dimension) goes to rank j: stacked along a new leading dimension,
   // contiguous, so that equal splits of the flat buffer are the parts.
-  at::Tensor input = as_wire(at::stack(tensor.chunk(n, scatter_dim), 0));
+  at::Tensor input = as_wire(at::stack(tensor.chunk(n, scatter_dim), 0), *impl_->backend);
   at::Tensor output = at::empty_like(input);
-  std::vector<int64_t> equal;  // empty: equal splits
-  std::vector<int64_t> equal_in;
-  impl_->collective("all_to_all", [&] {
-    impl_->gloo->alltoall_base(output, input, equal, equal_in)->wait();
-  });
+  impl_->collective("all_to_all", [&] { impl_->backend->all_to_all(output, input); });
   return from_wire(at::cat(output.unbind(0), gather_dim), tensor);
 }
 
 void ProcessGroup::barrier() {
   if (size() == 1) return;
-  impl_->collective("barrier", [&] { impl_->gloo->barrier()->wait(); });
+  impl_->collective("barrier", [&] { impl_->backend->barrier(); });
+}
+
+std::vector<std::int64_t> ProcessGroup::all_min(const std::vector<std::int64_t>& values) {
+  if (size() == 1 || values.empty()) return values;
+  const NormalTensors normal;
+  const at::Tensor mine = at::tensor(values, at::TensorOptions().dtype(at::kLong));
+  const std::vector<at::Tensor> all = all_gather(mine);
+  const at::Tensor smallest = std::get<0>(at::stack(all, 0).min(0)).contiguous();
+  const std::int64_t* p = smallest.data_ptr<std::int64_t>();
+  return std::vector<std::int64_t>(p, p + smallest.numel());
 }
 
 }  // namespace wanrt::dist

@@ -1,9 +1,11 @@
-// A group of ranks that exchange tensors, on LibTorch's distributed engine (c10d's Gloo process
-// group over a FileStore or TCPStore). The c10d and Gloo headers stay in process_group.cpp.
+// A group of ranks that exchange tensors, on LibTorch's distributed engine: c10d's Gloo or NCCL
+// backend over a FileStore or TCPStore. The c10d headers stay in the .cpp files.
 //
-// Tensors travel through host memory: a CUDA tensor is copied to the CPU for the collective and
-// back. Every collective is blocking and bounded by the group's timeout; any failure (a peer
-// that exited, was killed or timed out) is Error(kResources) naming the collective and rank.
+// A group made by connect() runs on Gloo: tensors travel through host memory (a CUDA tensor is
+// copied to the CPU and back). for_device() gives a group of the same ranks on NCCL when they
+// compute on GPUs and LibTorch has it; tensors then stay on the GPU. Collectives are bounded by
+// the group's timeout; any failure (a peer that exited, was killed or timed out) is
+// Error(kResources) naming the collective and rank.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -17,13 +19,21 @@
 
 namespace wanrt::dist {
 
-class ProcessGroup {
+/// The backend for ranks computing on `device` ("cpu", "cuda:N"): `requested` "auto" gives
+/// "nccl" for a CUDA device where `nccl_built`, else "gloo". Error(kUsage) for "nccl" on the CPU
+/// or without NCCL, and for a value other than auto, gloo or nccl.
+std::string choose_backend(const std::string& requested, const std::string& device,
+                           bool nccl_built);
+
+class ProcessGroup : public std::enable_shared_from_this<ProcessGroup> {
  public:
   /// Joins the run `env` describes (every rank calls this; it returns once all have joined, or
   /// throws Error(kResources) after env.timeout). A single-process env gives single().
   static std::shared_ptr<ProcessGroup> connect(const DistEnv& env);
   /// A group of this process alone: collectives return their input.
   static std::shared_ptr<ProcessGroup> single();
+  /// Whether this build can run NCCL (LibTorch with CUDA and c10d's NCCL backend).
+  static bool nccl_available();
   ~ProcessGroup();
   ProcessGroup(const ProcessGroup&) = delete;
   ProcessGroup& operator=(const ProcessGroup&) = delete;
@@ -32,6 +42,13 @@ class ProcessGroup {
   int rank() const;
   /// Number of ranks in the group.
   int size() const;
+  /// "gloo", "nccl", or "none" for a group of one process.
+  std::string backend() const;
+
+  /// The same ranks with the backend choose_backend(env's WANRT_DIST_BACKEND, device) gives:
+  /// this group when that is its own, else a new group (every rank calls it with the same kind
+  /// of device; an NCCL group uses GPU N of "cuda:N").
+  std::shared_ptr<ProcessGroup> for_device(const std::string& device);
 
   /// Splits the group: `groups` partitions the ranks 0..size()-1 (every rank passes the same
   /// partition); returns the subgroup holding this rank, its ranks numbered in the order listed.
@@ -48,6 +65,8 @@ class ProcessGroup {
   at::Tensor all_to_all(const at::Tensor& tensor, int64_t scatter_dim, int64_t gather_dim);
   /// Returns once every rank has reached it.
   void barrier();
+  /// The elementwise minimum of every rank's `values` (the same length on every rank).
+  std::vector<std::int64_t> all_min(const std::vector<std::int64_t>& values);
 
   /// Seconds spent in collectives (waiting included) since the group was made.
   double comm_seconds() const;

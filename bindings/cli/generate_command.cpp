@@ -19,6 +19,7 @@
 #include "bindings/cli/plan_flags.h"
 #include "bindings/cli/plan_report.h"
 #include "bindings/cli/progress_bar.h"
+#include "dist/agreed_resources.h"
 #include "dist/dist_env.h"
 #include "dist/local_launcher.h"
 #include "dist/parallel_layout.h"
@@ -59,19 +60,22 @@ struct GenerateOptions {
 // with the flags fixed. A plan the estimate says does not fit is refused with its guidance.
 // With several ranks the plan is each rank's: the RAM and cores of this machine shared among
 // its ranks, the denoise activations of its share of the tokens.
+// Every rank plans against the same figures (the tightest rank's: dist/agreed_resources.h), so
+// all of them choose the same plan.
 std::optional<OptimizationResult> plan_for(const GenerateOptions& o, const std::string& bundle,
                                            const wan22::GenerateRequest& request,
                                            std::int64_t vram_budget,
                                            const std::vector<wan22::LoraSpec>& loras,
                                            const dist::ParallelLayout& layout,
-                                           int local_ranks) {
+                                           const dist::DistEnv& env, dist::ProcessGroup& world) {
   if (!o.auto_optimize && !o.flags.any() && o.optim_config.empty()) return std::nullopt;
   const OptimizationConfig config =
       o.optim_config.empty() ? OptimizationConfig{} : load_optimization_config(o.optim_config);
-  OptimizationResult result = wan22::plan_request(
-      bundle, request, o.flags.settings(), config,
-      per_rank_resources(bindings::machine_within_budget(vram_budget), local_ranks), loras,
-      layout.world(), layout.seq);
+  const SystemResources resources = dist::agree_on_resources(
+      world, per_rank_resources(bindings::machine_within_budget(vram_budget), env.local_world_size),
+      env.local_rank);
+  OptimizationResult result = wan22::plan_request(bundle, request, o.flags.settings(), config,
+                                                  resources, loras, layout.world(), layout.seq);
   if (!result.feasible()) {
     print_result(result, false);
     throw Error(ErrorCategory::kResources,
@@ -147,14 +151,13 @@ int generate_once(const GenerateOptions& o, StopPoint& where, const dist::DistEn
   if (!o.blend.empty()) request.blend = o.blend;
   const std::vector<wan22::LoraSpec> loras = o.loras.specs();
   const dist::ParallelLayout layout = rank_layout(env, o, bundle, request);
-  const std::optional<OptimizationResult> planned =
-      plan_for(o, bundle, request, vram_budget, loras, layout, env.local_world_size);
-  std::shared_ptr<dist::Parallelism> parallel;
+  std::shared_ptr<dist::ProcessGroup> world = dist::ProcessGroup::single();
   if (env.distributed()) {
     where.at("join ranks", 0, 0);
-    parallel = std::make_shared<dist::Parallelism>(
-        dist::make_parallelism(dist::ProcessGroup::connect(env), layout));
+    world = dist::ProcessGroup::connect(env);  // Gloo: planning's agreement, and the CPU's work
   }
+  const std::optional<OptimizationResult> planned =
+      plan_for(o, bundle, request, vram_budget, loras, layout, env, *world);
 
   wan22::LoadOptions load;
   load.verify = !o.no_verify;
@@ -162,6 +165,13 @@ int generate_once(const GenerateOptions& o, StopPoint& where, const dist::DistEn
   // One GPU per rank: the one LOCAL_RANK names.
   if (load.plan && load.plan->on_gpu() && env.distributed()) {
     load.plan->device = fmt::format("cuda:{}", env.local_rank);
+  }
+  std::shared_ptr<dist::Parallelism> parallel;
+  if (env.distributed()) {
+    // Ranks on GPUs exchange through NCCL where LibTorch has it (dist/process_group.h).
+    const std::string device = load.plan && load.plan->on_gpu() ? load.plan->device : "cpu";
+    parallel = std::make_shared<dist::Parallelism>(
+        dist::make_parallelism(world->for_device(device), layout));
   }
   load.vram_budget = vram_budget;
   load.fallback = !o.no_fallback;

@@ -338,7 +338,10 @@ nlohmann::json run_report_json(const RunContext& o, const wan22::WanSpec& spec,
       {"stage_peak_rss_bytes", peaks},
       {"stage_retained_bytes", retained},
       {"host_allocator", host_allocator_json()},
-      {"parallel", {{"layout", result.parallel}, {"comm_seconds", result.comm_seconds}}},
+      {"parallel",
+       {{"layout", result.parallel},
+        {"backend", result.parallel_backend},
+        {"comm_seconds", result.comm_seconds}}},
   };
 }
 

@@ -325,7 +325,10 @@ GenerateResult Session::generate(const GenerateRequest& request, const Callbacks
 
   result.latent = denoised.latent;
   result.comm_seconds = p.comm_seconds() - comm_before;
-  if (p.parallel) result.parallel = p.parallel->layout.describe();
+  if (p.parallel) {
+    result.parallel = p.parallel->layout.describe();
+    result.parallel_backend = p.parallel->world->backend();
+  }
   // Every rank ends denoising with the same latent; one decodes it.
   result.decoded = !p.parallel || p.parallel->leader();
   if (result.decoded) {

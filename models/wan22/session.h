@@ -77,6 +77,8 @@ struct GenerateResult {
   std::int64_t ledger_host_peak_bytes = 0;
   std::string plan_summary;              ///< the plan as applied at the end of the run
   std::string parallel = "1 rank";        ///< the rank layout (ParallelLayout::describe)
+  /// The collectives' transport: "gloo", "nccl", or "none" in one process.
+  std::string parallel_backend = "none";
   /// Seconds this rank spent in collectives during the run (0 in one process).
   double comm_seconds = 0;
   /// False on the ranks other than the leader of a multi-rank run: they do not decode, so

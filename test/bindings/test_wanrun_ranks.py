@@ -45,17 +45,21 @@ def processes_naming(text):
     return found
 
 
-@pytest.mark.parametrize("options, layout", [
-    ([], "2 ranks: 2 CFG"),
-    (["--cfg-parallel", "1"], "2 ranks: 2 sequence"),
+@pytest.mark.parametrize("common, options, layout", [
+    ([], [], "2 ranks: 2 CFG"),
+    ([], ["--cfg-parallel", "1"], "2 ranks: 2 sequence"),
+    # Planned: the ranks agree on the machine first, then each plans (the same plan).
+    (["--auto-optimize"], [], "2 ranks: 2 CFG"),
 ])
-def test_two_ranks_write_what_one_process_writes(tmp_path, options, layout):
-    one = generate(tmp_path / "one.pt")
+def test_two_ranks_write_what_one_process_writes(tmp_path, common, options, layout):
+    one = generate(tmp_path / "one.pt", "--json", *common)
     assert one.returncode == 0, one.stderr
-    two = generate(tmp_path / "two.pt", "--ranks", "2", "--json", *options)
+    two = generate(tmp_path / "two.pt", "--ranks", "2", "--json", *common, *options)
     assert two.returncode == 0, two.stderr
     report = json.loads(two.stdout)  # one report: only rank 0 prints
+    assert report["plan"]["components"] == json.loads(one.stdout)["plan"]["components"]
     assert report["parallel"]["layout"] == layout
+    assert report["parallel"]["backend"] == "gloo"  # ranks on the CPU
     assert report["parallel"]["comm_seconds"] > 0
     assert (tmp_path / "two.pt.json").is_file()
     a, b = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")

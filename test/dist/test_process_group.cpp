@@ -1,6 +1,6 @@
-// The process group on loopback: several ranks as threads of this process, meeting at a
-// FileStore in a fresh folder. Expected values are built independently of the collectives.
-// Catch2's assertions are not thread-safe: the rank threads only record, the test thread checks.
+// The process group on loopback: several ranks as threads of this process (support/rank_threads.h),
+// meeting at a FileStore in a fresh folder. Expected values are built independently of the
+// collectives.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -20,42 +20,15 @@
 #include "dist/process_group.h"
 #include "runtime/error.h"
 #include "support/catch.h"
+#include "support/rank_threads.h"
 #include "support/tiny_bundles.h"
 
 using namespace wanrt;
 using namespace wanrt::dist;
+using wanrt_test::env_for;
+using wanrt_test::run_ranks;
 
 namespace {
-
-DistEnv env_for(const std::string& store, int rank, int world, int timeout_s = 30) {
-  DistEnv env;
-  env.rank = rank;
-  env.world_size = world;
-  env.local_rank = rank;
-  env.local_world_size = world;
-  env.store_file = store;
-  env.timeout = std::chrono::seconds(timeout_s);
-  return env;
-}
-
-// Runs body(rank) on `world` threads; rethrows the first failure after all have ended.
-void run_ranks(int world, const std::function<void(int)>& body) {
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(world));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      try {
-        body(r);
-      } catch (...) {
-        errors[static_cast<std::size_t>(r)] = std::current_exception();
-      }
-    });
-  }
-  for (std::thread& t : threads) t.join();
-  for (const auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
-}
 
 using Env = std::map<std::string, std::string>;
 DistEnv parse(const Env& vars) {
