@@ -23,6 +23,7 @@
 
 #include "runtime/error.h"
 #include "io/ffmpeg_util.h"
+#include "io/stale_temporaries.h"
 #include "io/video_writer_internal.h"
 
 namespace wanrt {
@@ -124,6 +125,7 @@ std::string random_suffix() {
 class TempOutput {
  public:
   TempOutput(const Destination& dest, bool directory) : dest_(dest), directory_(directory) {
+    remove_stale_temporaries(dest.dir, dest.name);  // left by a writer killed with SIGKILL
     for (int attempt = 0; attempt < 100; ++attempt) {
       const std::string candidate = sibling_name("tmp");
       int rc = 0;
@@ -174,8 +176,10 @@ class TempOutput {
     fsync_path(dest_.dir, true);
   }
 
+  // .NAME.KIND.HOST.PID.RANDOM: who made it, for remove_stale_temporaries.
   std::string sibling_name(const char* kind) const {
-    return fmt::format("{}/.{}.{}-{}", dest_.dir, dest_.name, kind, random_suffix());
+    return fmt::format("{}/.{}.{}.{}.{}", dest_.dir, dest_.name, kind, temporary_owner_tag(),
+                       random_suffix());
   }
 
  private:
