@@ -59,11 +59,13 @@ def run(cmd: list) -> tuple:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peaks, pids, last_scan = {}, [proc.pid], 0.0
     while proc.poll() is None:
-        if time.monotonic() - last_scan > 1.0:  # the ranks appear once; scanning /proc costs
+        # Scanning /proc costs: every loop until the ranks have appeared (a --quick run is over
+        # in seconds), then once a second.
+        if len(pids) == 1 or time.monotonic() - last_scan > 1.0:
             pids, last_scan = [proc.pid, *descendants(proc.pid)], time.monotonic()
         for pid in pids:
             peaks[pid] = max(peaks.get(pid, 0), vm_hwm(pid))
-        time.sleep(0.25)
+        time.sleep(0.05 if len(pids) == 1 else 0.25)
     out, err = proc.communicate()
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err}")
