@@ -18,6 +18,12 @@ resampling are not counted, so their time shows as lost fraction).
 
 Layouts: "contiguous" (what the runtime does today) and "channels_last_3d" (the module's
 parameters and the input in torch.channels_last_3d, oneDNN's preferred layout).
+
+--compare: the error of a bf16 decode against fp32 instead of times. Both decode the same
+latent (standard normal, seeded) with the same weights (the fp32 initialisation, cast as a bf16
+VAE plan casts it); the outputs, clamped to [-1, 1] as the runtime does, are compared in the
+video's 8-bit levels ((x + 1) * 127.5, rounded): the largest difference, the share of values
+that differ by more than 1 and by more than 4 levels, the RMS error and the PSNR.
 """
 import argparse
 import json
@@ -77,6 +83,43 @@ def run(torch, cfg, size, dtype_name, layout, steps) -> dict:
     return {"times": times, "flops": flops}
 
 
+def decode_all(torch, vae, z):
+    """Every latent frame of z decoded step by step, as float32 in [-1, 1]."""
+    outs = []
+    with torch.no_grad():
+        cache = vae.init_decode_cache(z)
+        for t in range(z.shape[2]):
+            y, cache = vae.decode_step(z[:, :, t:t + 1], cache)
+            outs.append(y.float())
+    return torch.cat(outs, 2).clamp(-1, 1)
+
+
+def compare(torch, cfg, size, steps) -> dict:
+    from wanrt_export import manifest as mf
+    from wanrt_export.vae22 import WanVAE22
+    from wanrt_export.vae_common import keep_fp32_patterns
+
+    torch.manual_seed(0)
+    vae = WanVAE22(cfg).eval()
+    w, h = size
+    z = torch.randn(1, cfg.z_dim, steps, h // cfg.stride[1], w // cfg.stride[1],
+                    generator=torch.Generator().manual_seed(1))
+    reference = decode_all(torch, vae, z)
+    mf.cast_parameters_(vae, torch.bfloat16, keep_fp32_patterns())
+    vae = vae.to(torch.bfloat16)
+    half = decode_all(torch, vae, z.to(torch.bfloat16))
+    levels = lambda x: ((x + 1) * 127.5).round()
+    diff = (levels(half) - levels(reference)).abs()
+    rms = (half - reference).pow(2).mean().sqrt().item()
+    return {"max_levels": int(diff.max().item()),
+            "over_1": (diff > 1).double().mean().item(),
+            "over_4": (diff > 4).double().mean().item(),
+            "rms": rms,
+            "psnr_db": 20 * __import__("math").log10(2.0 / max(rms, 1e-12)),
+            "reference_std": reference.std().item(),
+            "saturated": (reference.abs() >= 1).double().mean().item()}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="64x64, fp32, 2 steps")
@@ -86,6 +129,7 @@ def main() -> int:
     p.add_argument("--layouts", default="contiguous")
     p.add_argument("--steps", type=int, default=2, help="latent frames per run (>= 2)")
     p.add_argument("--json")
+    p.add_argument("--compare", action="store_true", help="bf16 against fp32: the error")
     a = p.parse_args()
     if a.quick:
         a.sizes, a.dtypes, a.steps = "64x64", "fp32", 2
@@ -99,6 +143,20 @@ def main() -> int:
     torch.set_num_threads(a.threads)
     cfg = get_config("ti2v-5b").vae
     rows = []
+    if a.compare:
+        print("| size | latent frames | max diff (levels) | > 1 level | > 4 levels | RMS | PSNR dB | "
+              "fp32 output std | fp32 saturated |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for size_text in a.sizes.split(","):
+            size = tuple(int(v) for v in size_text.split("x"))
+            r = compare(torch, cfg, size, a.steps)
+            rows.append({"size": size_text, "steps": a.steps, **r})
+            print(f"| {size_text} | {a.steps} | {r['max_levels']} | {100 * r['over_1']:.3f} % | "
+                  f"{100 * r['over_4']:.4f} % | {r['rms']:.2e} | {r['psnr_db']:.1f} | "
+                  f"{r['reference_std']:.3f} | {100 * r['saturated']:.1f} % |", flush=True)
+        if a.json:
+            Path(a.json).write_text(json.dumps({"torch": torch.__version__, "rows": rows}, indent=1))
+        return 0
     print("| size | dtype | layout | first step s | later step s | GFLOP per later step | "
           "GFLOP/s |")
     print("|---|---|---|---|---|---|---|")

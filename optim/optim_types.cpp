@@ -206,12 +206,13 @@ const char* setting_name(Setting setting) noexcept {
     case Setting::kHostResidency: return "host_residency";
     case Setting::kFrameChunk: return "frame_chunk";
     case Setting::kVaeTile: return "vae_tile";
+    case Setting::kVaeDtype: return "vae_dtype";
   }
   return "unknown";
 }
 
 namespace {
-constexpr int kSettings = static_cast<int>(Setting::kVaeTile) + 1;
+constexpr int kSettings = static_cast<int>(Setting::kVaeDtype) + 1;
 }  // namespace
 
 SettingSet::SettingSet(std::initializer_list<Setting> settings) {
@@ -230,6 +231,7 @@ SettingSet SettingSet::of(const PlanSettings& s) {
   if (s.host_residency) out.insert(Setting::kHostResidency);
   if (s.frame_chunk) out.insert(Setting::kFrameChunk);
   if (s.vae_tile) out.insert(Setting::kVaeTile);
+  if (s.vae_dtype) out.insert(Setting::kVaeDtype);
   return out;
 }
 

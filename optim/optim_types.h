@@ -103,6 +103,7 @@ enum class Setting : std::uint8_t {
   kHostResidency,
   kFrameChunk,
   kVaeTile,
+  kVaeDtype,
 };
 
 /// Its name as in PlanSettings ("blocks_resident", ...).
@@ -142,6 +143,8 @@ struct PlanSettings {
   std::optional<HostResidency> host_residency;
   std::optional<int> frame_chunk;  ///< latent frames per denoising window (0 = off)
   std::optional<int> vae_tile;     ///< latent pixels per VAE decode tile side (0 = off)
+  /// dtype the VAE is stored and computed in (default fp32, as the official code decodes).
+  std::optional<Dtype> vae_dtype;
 
   /// Names of the fields that are set ("dtype", "offload", ...).
   std::vector<std::string> names() const { return SettingSet::of(*this).names(); }

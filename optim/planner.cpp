@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "optim/planner_internal.h"
+#include "optim/precision.h"
 #include "runtime/error.h"
 
 namespace wanrt {
@@ -159,6 +160,24 @@ void Planner::choose_device_and_precision() {
   }
   plan_.dtype = compute;
   base_storage_ = storage;
+
+  // The official code decodes in fp32; bf16 is the user's choice (docs/optimization.md states
+  // its measured error).
+  const Dtype vae_dtype = s_.vae_dtype.value_or(Dtype::kFp32);
+  if (s_.vae_dtype) {
+    check_dtype_supported(res_, device_, vae_dtype, "--vae-dtype");
+    if (!gpu_ && vae_dtype == Dtype::kBf16 && !cpu_vae_bf16_supported()) {
+      throw Error(ErrorCategory::kResources,
+                  "--vae-dtype bf16 cannot decode on the CPU with this LibTorch: it has no "
+                  "bfloat16 kernel for the decoder's nearest-exact upsampling",
+                  "use LibTorch 2.x (the default build), or decode in fp32");
+    }
+    decide("vae_dtype", dtype_name(vae_dtype),
+           vae_dtype == Dtype::kFp32 ? "given by the user"
+                                     : "given by the user; lossy against the fp32 decode "
+                                       "(docs/optimization.md)",
+           true);
+  }
   half_fallback_ = choice.half_saves_memory_only && !s_.dtype && storage == Dtype::kFp32;
 
   plan_.attention = s_.attention.value_or(req_.attention.value_or(AttentionKind::kMath));
@@ -175,7 +194,7 @@ void Planner::choose_device_and_precision() {
     cp.name = c.name;
     cp.placement = gpu_ ? Placement::kDevice : Placement::kCpu;
     if (c.role == ComponentRole::kVae) {
-      cp.storage = cp.compute = Dtype::kFp32;  // the official VAE runs in fp32
+      cp.storage = cp.compute = vae_dtype;
     } else {
       cp.storage = storage;
       cp.compute = compute;

@@ -44,9 +44,10 @@ bool Planner::vae_rung() {
   if (!v || vae_stages_fit()) return false;
   ComponentPlan& cp = plan_.component(v->name);
   const std::string untiled = vae_peak_text(est_);
-  // Half-precision VAE only on a GPU: LibTorch's CPU has no bf16 kernel for the decoder's
-  // nearest-exact upsampling (test/optim/test_precision.cpp).
-  if (cfg_.enable_aggressive_optimization && gpu_ && cp.compute == Dtype::kFp32 &&
+  // Half precision to fit memory only on a GPU: on the CPU LibTorch 1.13 has no bf16 kernel
+  // for the decoder's nearest-exact upsampling, and bf16 there is the user's choice for speed
+  // (--vae-dtype).
+  if (cfg_.enable_aggressive_optimization && gpu_ && !s_.vae_dtype && cp.compute == Dtype::kFp32 &&
       plan_.dtype != Dtype::kFp32) {
     cp.storage = cp.compute = plan_.dtype;
     if (attempt(rung::kVaeTiling, fmt::format("VAE in {} (enable_aggressive_optimization)",

@@ -44,6 +44,21 @@ at::ScalarType to_scalar_type(Dtype dtype) noexcept {
   return at::kFloat;
 }
 
+bool cpu_vae_bf16_supported() {
+  static const bool supported = [] {
+    try {
+      const c10::NoGradGuard no_grad;
+      const at::Tensor x = at::zeros({1, 1, 2, 2}, at::TensorOptions().dtype(at::kBFloat16));
+      const std::vector<int64_t> size{4, 4};
+      at::_upsample_nearest_exact2d(x, at::IntArrayRef(size));
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }();
+  return supported;
+}
+
 CastReport cast_module(torch::jit::Module& module, Dtype dtype,
                        const std::vector<std::string>& keep_fp32) {
   // Works inside or outside an InferenceScope; the conversions never need autograd.

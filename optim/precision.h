@@ -37,6 +37,11 @@ at::ScalarType to_scalar_type(Dtype dtype) noexcept;
 CastReport cast_module(torch::jit::Module& module, Dtype dtype,
                        const std::vector<std::string>& keep_fp32);
 
+/// Whether this LibTorch can decode the Wan VAE in bfloat16 on the CPU. Its decoder upsamples
+/// with nearest-exact interpolation, which has a bfloat16 CPU kernel in LibTorch 2.x but not in
+/// 1.13; probed once by running that operation on a tiny tensor.
+bool cpu_vae_bf16_supported();
+
 /// The dtype weights held in half precision are cast to when brought to the device: fp32 when
 /// a component stores fp16/bf16 but computes in fp32 (e.g. fp16 storage on the CPU, which has
 /// no fp16 matmul), none otherwise.

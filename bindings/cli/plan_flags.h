@@ -1,6 +1,6 @@
 // The plan settings a user can fix on the command line (`wanrun plan` and `wanrun generate`):
 // --device, --dtype, --offload, --blocks-resident, --prefetch, --text-encoder, --attention,
-// --host-residency.
+// --host-residency, --vae-dtype.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -8,8 +8,8 @@ namespace wanrt::bindings {
 
 bool PlanSettingsText::any() const {
   return !device.empty() || !dtype.empty() || !offload.empty() || !text_encoder.empty() ||
-         !attention.empty() || !host_residency.empty() || blocks_resident.has_value() ||
-         prefetch.has_value();
+         !attention.empty() || !host_residency.empty() || !vae_dtype.empty() ||
+         blocks_resident.has_value() || prefetch.has_value();
 }
 
 PlanSettings parse_plan_settings(const PlanSettingsText& t, const std::string& prefix) {
@@ -24,6 +24,7 @@ PlanSettings parse_plan_settings(const PlanSettingsText& t, const std::string& p
   if (!t.host_residency.empty()) {
     s.host_residency = parse_host_residency(t.host_residency, prefix + "host-residency");
   }
+  if (!t.vae_dtype.empty()) s.vae_dtype = parse_dtype(t.vae_dtype, prefix + "vae-dtype");
   if (t.blocks_resident && *t.blocks_resident < 0) {
     throw Error(ErrorCategory::kUsage,
                 fmt::format("{}blocks-resident {} is negative", prefix, *t.blocks_resident));

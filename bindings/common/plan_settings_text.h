@@ -17,6 +17,7 @@ struct PlanSettingsText {
   std::string text_encoder;    ///< device | offload | cpu
   std::string attention;       ///< math | sdpa
   std::string host_residency;  ///< all | on_demand | disk
+  std::string vae_dtype;       ///< fp32 | bf16 | fp16
   std::optional<int> blocks_resident;
   std::optional<int> prefetch;
 

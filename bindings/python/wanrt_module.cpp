@@ -98,12 +98,14 @@ class Bundle {
          const std::string& dtype, const std::string& offload, const std::string& host_residency,
          std::int64_t vram_budget, bool auto_optimize, bool fallback,
          const std::vector<std::string>& loras, const std::vector<std::string>& loras_high,
-         const std::vector<std::string>& loras_low, bool lora_allow_partial) {
+         const std::vector<std::string>& loras_low, bool lora_allow_partial,
+         const std::string& vae_dtype) {
     wanrt::bindings::PlanSettingsText text;
     text.device = device;
     text.dtype = dtype;
     text.offload = offload;
     text.host_residency = host_residency;
+    text.vae_dtype = vae_dtype;
     wanrt::bindings::EngineOptions options;
     options.verify = verify;
     options.threads = threads;
@@ -227,19 +229,21 @@ alone). The first decision in the process stands: call this before opening a Bun
 
 Bundle(path, *, verify=True, threads=0, device="", dtype="", offload="", host_residency="",
        vram_budget=0, auto_optimize=False, fallback=True, loras=[], loras_high=[],
-       loras_low=[], lora_allow_partial=False)
+       loras_low=[], lora_allow_partial=False, vae_dtype="")
 
 loras: LoRA files merged into every DiT at open, each "FILE" or "FILE:STRENGTH" (stacked in
 order); loras_high / loras_low: the same for one expert of an A14B model.
 
-With auto_optimize or any of device/dtype/offload/host_residency, each request is planned for
-this machine with those settings fixed (as `wanrun generate --auto-optimize`); otherwise runs
-use everything resident on the CPU in the bundle's dtype. Methods may be called from several
-threads at once; each generate() runs in its own session on the shared weights.)")
+vae_dtype: "bf16" decodes faster on CPUs with bf16 units, lossy against the default fp32.
+
+With auto_optimize or any of device/dtype/offload/host_residency/vae_dtype, each request is
+planned for this machine with those settings fixed (as `wanrun generate --auto-optimize`);
+otherwise runs use everything resident on the CPU in the bundle's dtype. Methods may be called
+from several threads at once; each generate() runs in its own session on the shared weights.)")
       .def(py::init<const std::string&, bool, int, const std::string&, const std::string&,
                     const std::string&, const std::string&, std::int64_t, bool, bool,
                     const std::vector<std::string>&, const std::vector<std::string>&,
-                    const std::vector<std::string>&, bool>(),
+                    const std::vector<std::string>&, bool, const std::string&>(),
            py::arg("path"), py::kw_only(), py::arg("verify") = true, py::arg("threads") = 0,
            py::arg("device") = "", py::arg("dtype") = "", py::arg("offload") = "",
            py::arg("host_residency") = "", py::arg("vram_budget") = 0,
@@ -247,7 +251,7 @@ threads at once; each generate() runs in its own session on the shared weights.)
            py::arg("loras") = std::vector<std::string>{},
            py::arg("loras_high") = std::vector<std::string>{},
            py::arg("loras_low") = std::vector<std::string>{},
-           py::arg("lora_allow_partial") = false)
+           py::arg("lora_allow_partial") = false, py::arg("vae_dtype") = "")
       .def("inspect", &Bundle::inspect, "The bundle's contents as a dict.")
       .def(
           "plan",

@@ -2,14 +2,17 @@
 // high / medium / low / minimal memory scenarios of the specification, the invariants every
 // plan must keep (peaks within the budgets, user settings untouched, a reason per choice) and
 // the bias of the config keys.
+#include <torch/version.h>
+
 #include <algorithm>
-#include "support/catch.h"
 #include <map>
 
 #include "models/wan22/memory_model.h"
 #include "optim/machine.h"
 #include "optim/planner.h"
+#include "optim/precision.h"
 #include "runtime/error.h"
+#include "support/catch.h"
 
 using namespace wanrt;
 
@@ -297,4 +300,44 @@ TEST_CASE("invalid workloads are usage errors with the nearest valid values", "[
                   Error);  // 720 is not a multiple of 32
   CHECK_THROWS_AS(plan("wan2.2-t2v-a14b", machine(24, 64), {}, {}, Workload{1280, 720, 81, true}),
                   Error);  // T2V takes no image
+}
+
+TEST_CASE("the VAE decodes in fp32 unless the user sets --vae-dtype", "[optim]") {
+  // The probe agrees with what LibTorch's releases say: bf16 nearest-exact upsampling on the
+  // CPU came with 2.x; 1.13 lacks it.
+  CHECK(cpu_vae_bf16_supported() == (TORCH_VERSION_MAJOR >= 2));
+  const auto fp32 = plan("wan2.2-ti2v-5b", machine(0, 64));
+  REQUIRE(fp32.plan.feasible);
+  CHECK(fp32.plan.component("vae").compute == Dtype::kFp32);
+  CHECK(fp32.plan.component("dit").compute == Dtype::kBf16);
+  CHECK_FALSE(fp32.plan.user_set.contains(Setting::kVaeDtype));
+
+  PlanSettings s;
+  s.vae_dtype = Dtype::kBf16;
+  if (cpu_vae_bf16_supported()) {
+    const auto bf16 = plan("wan2.2-ti2v-5b", machine(0, 64), s);
+    REQUIRE(bf16.plan.feasible);
+    CHECK(bf16.plan.component("vae").storage == Dtype::kBf16);
+    CHECK(bf16.plan.component("vae").compute == Dtype::kBf16);
+    CHECK(bf16.plan.user_set.contains(Setting::kVaeDtype));
+    // Half the weights and activations of the decode.
+    CHECK(bf16.estimate.stage("vae_decode").host_total <
+          fp32.estimate.stage("vae_decode").host_total);
+  } else {
+    CHECK_THROWS_WITH(plan("wan2.2-ti2v-5b", machine(0, 64), s), Catch::Contains("nearest-exact"));
+  }
+  // fp16 cannot compute on the CPU; a GPU takes what the user gives.
+  s.vae_dtype = Dtype::kFp16;
+  CHECK_THROWS_WITH(plan("wan2.2-ti2v-5b", machine(0, 64), s), Catch::Contains("--vae-dtype fp16"));
+  const auto gpu = plan("wan2.2-ti2v-5b", machine(80, 128), s);
+  CHECK(gpu.plan.component("vae").compute == Dtype::kFp16);
+  // The memory rung that halves the VAE on a short GPU leaves a user-set fp32 alone.
+  OptimizationConfig aggressive;
+  aggressive.enable_aggressive_optimization = true;
+  s.vae_dtype = Dtype::kFp32;
+  for (std::int64_t vram : {24, 8}) {
+    CAPTURE(vram);
+    const auto o = plan("wan2.2-ti2v-5b", machine(vram, 64), s, aggressive);
+    CHECK(o.plan.component("vae").compute == Dtype::kFp32);
+  }
 }
