@@ -55,8 +55,11 @@ def main() -> int:
     p.add_argument("--dtypes", default="bf16,fp32")
     p.add_argument("--threads", default="2,1")
     p.add_argument("--out", help="keep the outputs and reports here (default: a temporary dir)")
-    p.add_argument("extra", nargs="*", help="more wanrun options, after --")
-    a = p.parse_args()
+    # More wanrun options go after "--"; argparse would take them for this script's own.
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    a = p.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    a.extra = extra
     if a.quick:
         a.frames, a.steps, a.dtypes, a.threads = 5, 1, "bf16", "2"
     out_dir = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="wanrt-e2e-"))

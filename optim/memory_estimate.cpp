@@ -271,9 +271,13 @@ MemoryEstimate estimate_memory(const ModelRequirements& requirements, const Work
     }
     se.host.push_back(make_memory_item("process", kHostCodeBaseline, MemoryItem::kOther,
                            "LibTorch and code"));
-    se.host.push_back(make_memory_item("allocator retention", kHostAllocatorRetention,
-                           MemoryItem::kOther,
-                           "freed temporaries the heap keeps until the stage's closing trim"));
+    const bool vae_stage = stage.kind == RunStage::kDecode || stage.kind == RunStage::kImageEncode;
+    se.host.push_back(make_memory_item(
+        "allocator retention", vae_stage ? kHostVaeAllocatorRetention : kHostAllocatorRetention,
+        MemoryItem::kOther,
+        vae_stage ? "freed temporaries below 32 MiB the heap keeps (larger ones go back at once "
+                    "while a VAE runs)"
+                  : "freed temporaries the heap keeps until the stage's closing trim"));
     if (stage.kind == RunStage::kDecode) {
       se.host.push_back(make_memory_item("output video", requirements.activations->output_bytes(workload),
                              MemoryItem::kActivation, "decoded frames (fp32 and uint8)"));

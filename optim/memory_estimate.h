@@ -30,6 +30,11 @@ constexpr std::int64_t kHostCodeBaseline = 512LL << 20;
 /// (runtime/host_allocator.h), so no stage carries another's. Measured on the mid bundle at
 /// 512x512x17 (docs/optimization.md): at most 268 MiB given back at a stage's end.
 constexpr std::int64_t kHostAllocatorRetention = 512LL << 20;
+/// The same while a VAE runs (image encode, decode): blocks of 32 MiB and more then bypass the
+/// heap and go back to the system when freed (runtime/host_allocator.h, kTunedVaeMmapThreshold),
+/// so the heap keeps at most a few freed blocks below that. Measured on TI2V-5B's decoder at
+/// 256x256 (bench/README.md, "End to end"): the 512 MiB above made the estimate 20 % high.
+constexpr std::int64_t kHostVaeAllocatorRetention = 64LL << 20;
 /// Both of the above.
 constexpr std::int64_t kHostProcessBaseline = kHostCodeBaseline + kHostAllocatorRetention;
 

@@ -2,6 +2,7 @@
 
 #include <c10/core/GradMode.h>
 
+#include <functional>
 #include <unordered_map>
 #include <utility>
 
@@ -60,7 +61,8 @@ bool cpu_vae_bf16_supported() {
 }
 
 CastReport cast_module(torch::jit::Module& module, Dtype dtype,
-                       const std::vector<std::string>& keep_fp32) {
+                       const std::vector<std::string>& keep_fp32,
+                       const std::function<void(const at::Tensor&)>& replaced) {
   // Works inside or outside an InferenceScope; the conversions never need autograd.
   const c10::NoGradGuard no_grad;
 
@@ -98,6 +100,7 @@ CastReport cast_module(torch::jit::Module& module, Dtype dtype,
       const at::Tensor old = group.slots.front().owner.attr(group.slots.front().attr).toTensor();
       converted = old.to(group.keep ? at::kFloat : target);
       report.bytes_before += old.numel() * static_cast<std::int64_t>(old.element_size());
+      if (replaced && !converted.is_same(old)) replaced(old);
     }
     const std::int64_t elements = converted.numel();
     report.bytes_after += elements * static_cast<std::int64_t>(converted.element_size());
@@ -111,6 +114,21 @@ CastReport cast_module(torch::jit::Module& module, Dtype dtype,
     // setattr keeps the slot's parameter/buffer flag: it lives in the class type.
     for (auto& slot : group.slots) slot.owner.setattr(slot.attr, converted);
   }
+  return report;
+}
+
+CastReport cast_module_from(torch::jit::Module& module, Dtype dtype,
+                            const std::vector<std::string>& keep_fp32,
+                            const MappedSafetensors* file) {
+  if (!file) return cast_module(module, dtype, keep_fp32);
+  std::vector<std::pair<std::int64_t, std::int64_t>> read;
+  const CastReport report = cast_module(module, dtype, keep_fp32, [&](const at::Tensor& old) {
+    if (const auto range = file->range_of(old.data_ptr(), old.nbytes())) {
+      file->dont_need(range->first, range->second);
+      read.push_back(*range);
+    }
+  });
+  for (const auto& [begin, end] : read) file->dont_need(begin, end);
   return report;
 }
 

@@ -9,11 +9,13 @@
 #include <torch/script.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "optim/optim_types.h"
+#include "runtime/safetensors_file.h"
 
 namespace wanrt {
 
@@ -34,13 +36,25 @@ at::ScalarType to_scalar_type(Dtype dtype) noexcept;
 /// of `module` and its submodules to `dtype`, except those whose dotted name from the module's
 /// root ("blocks.0.norm3.weight") matches a `keep_fp32` glob (keep_fp32_match); those are made
 /// fp32. Integer and bool tensors are untouched. `dtype` fp32 casts everything to fp32.
+/// `replaced`, when given, sees each tensor that a converted copy replaced, once converted (the
+/// residency manager drops the pages of a mapped weights file it came from).
 CastReport cast_module(torch::jit::Module& module, Dtype dtype,
-                       const std::vector<std::string>& keep_fp32);
+                       const std::vector<std::string>& keep_fp32,
+                       const std::function<void(const at::Tensor&)>& replaced = {});
 
 /// Whether this LibTorch can decode the Wan VAE in bfloat16 on the CPU. Its decoder upsamples
 /// with nearest-exact interpolation, which has a bfloat16 CPU kernel in LibTorch 2.x but not in
 /// 1.13; probed once by running that operation on a tiny tensor.
 bool cpu_vae_bf16_supported();
+
+/// cast_module for a module whose tensors may be used in place from the mapped weights `file`
+/// (null: none). A cast reads each tensor once; the pages it read would stay in this process's
+/// resident set for as long as the file is mapped. They are dropped as each tensor is
+/// converted, and once more at the end (each page fault maps neighbouring pages in too), so a
+/// cast costs the converted copy, not the copy and the whole file.
+CastReport cast_module_from(torch::jit::Module& module, Dtype dtype,
+                            const std::vector<std::string>& keep_fp32,
+                            const MappedSafetensors* file);
 
 /// The dtype weights held in half precision are cast to when brought to the device: fp32 when
 /// a component stores fp16/bf16 but computes in fp32 (e.g. fp16 storage on the CPU, which has

@@ -279,7 +279,7 @@ void ResidencyManager::attach(ManagedComponent c) {
                 fmt::format("residency manager: component '{}' given twice", c.name));
   }
   const ComponentPlan& cp = plan_.component(c.name);  // kInternal when absent
-  cast_module(c.module, cp.storage, c.keep_fp32);
+  cast_module_from(c.module, cp.storage, c.keep_fp32, c.weights_file.get());
   auto m = std::make_unique<Managed>();
   m->on_device = cp.placement != Placement::kCpu;
   if (!m->on_device) m->cpu_transfer = make_cpu_transfer();

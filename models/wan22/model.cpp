@@ -103,7 +103,9 @@ std::shared_ptr<const Component> Model::component(const std::string& name) const
   Component component = Component::load(p.manifest, name);
   const auto dtype = p.storage.find(name);
   if (dtype != p.storage.end()) {
-    cast_module(component.module(), dtype->second, component.entry().keep_fp32);
+    const BoundWeights* bound = component.weights();
+    cast_module_from(component.module(), dtype->second, component.entry().keep_fp32,
+                     bound ? bound->file.get() : nullptr);
   }
   std::optional<LoraMerge> merge;
   const std::vector<LoraApplication> loras = p.loras->for_component(name);

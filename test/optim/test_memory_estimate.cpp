@@ -146,7 +146,9 @@ TEST_CASE("model offload holds only the running component", "[optim]") {
   CHECK_FALSE(e.device_fits());  // 28.2 GB > 24 GB
   // On demand: each component passes through host RAM at its load, then is dropped.
   CHECK(e.stage("denoise").host_total == 20'200'000'000LL + kHostProcessBaseline + 4 * GB);
-  CHECK(e.stage("decode").host_total == GB + GB / 2 + kHostProcessBaseline + 4 * GB);
+  // While a VAE runs, large blocks bypass the heap: it retains less (kHostVaeAllocatorRetention).
+  CHECK(e.stage("decode").host_total ==
+        GB + GB / 2 + kHostCodeBaseline + kHostVaeAllocatorRetention + 4 * GB);
   // Keeping all in host RAM: every stage holds all weights.
   const auto all =
       estimate_memory(m, kWork, plan_with(Residency::kDuringUse, HostResidency::kAll), budget());

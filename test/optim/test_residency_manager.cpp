@@ -5,6 +5,7 @@
 // weights are stored in bf16 and computed in fp32, so a block that runs without having been
 // acquired (upcast) gives a different output. Then the automatic fallback (step_down).
 #include "support/catch.h"
+#include <cmath>
 #include <functional>
 #include <optional>
 #include <set>
@@ -568,5 +569,44 @@ TEST_CASE("a device budget below the whole model is met by stepping down", "[opt
     // The streaming step's re-acquire (shell + block 0) does not fit either: step_down
     // takes the next step (k = 0) at once.
     CHECK(failed_in == std::vector<std::string>{"begin_run", "enter", "run", "run"});
+  }
+}
+
+TEST_CASE("a cast drops the pages of the mapped weights file it read", "[optim]") {
+  const Tiny tiny;
+  wanrt::InferenceScope scope;
+  for (const Dtype storage : {Dtype::kBf16, Dtype::kFp32}) {
+    CAPTURE(dtype_name(storage));
+    const Component vae = tiny.load("vae");  // stored fp32 in a mapped file (format 2)
+    REQUIRE(vae.weights());
+    const auto file = vae.weights()->file;
+    REQUIRE(file);
+    std::vector<std::pair<std::int64_t, std::int64_t>> ranges;
+    double sum = 0;
+    for (const auto& p : vae.module().named_parameters()) {
+      const auto range = file->range_of(p.value.data_ptr(), p.value.nbytes());
+      REQUIRE(range);
+      ranges.push_back(*range);
+      sum += p.value.sum().item<double>();  // pages every parameter in
+    }
+    const auto resident = [&] {
+      std::int64_t bytes = 0;
+      for (const auto& [begin, end] : ranges) bytes += file->resident_bytes(begin, end);
+      return bytes;
+    };
+    REQUIRE(std::isfinite(sum));
+    REQUIRE(resident() > 0);
+    OptimizationPlan plan;
+    plan.components = {cplan("vae", Residency::kWholeRun, -1, 0, storage)};
+    plan.components[0].placement = Placement::kCpu;
+    const ResidencyManager mgr({managed(vae)}, plan, wanrt::make_cpu_transfer());
+    if (storage == Dtype::kBf16) {
+      // Every parameter was converted to a heap copy: none of the file's pages stay mapped in.
+      CHECK(any_param_of_dtype(vae.module(), at::kBFloat16));
+      CHECK(resident() == 0);
+    } else {
+      // Used in place: the pages are the weights.
+      CHECK(resident() > 0);
+    }
   }
 }
