@@ -173,3 +173,19 @@ def test_loras_per_expert_and_the_lightning_preset():
         wanrt.Bundle(str(BUNDLE), loras=["x.safetensors:lots"])
     with pytest.raises(wanrt.BundleError, match="does not fit"):
         wanrt.Bundle(str(BUNDLE), loras=[str(loras / "other-family.safetensors")])
+
+
+def test_vae_dtype_is_a_plan_setting():
+    with pytest.raises(wanrt.UsageError, match="vae-dtype 'fp9'"):
+        wanrt.Bundle(str(BUNDLE), vae_dtype="fp9")
+    try:  # the bundle plans its defaults when it opens
+        half = wanrt.Bundle(str(BUNDLE), threads=1, vae_dtype="bf16")
+        plan = half.plan(prompt="x", frames=9)
+    except wanrt.ResourcesError as e:  # LibTorch 1.13: no bf16 nearest-exact upsampling
+        assert "nearest-exact" in str(e)
+        return
+    vae = {c["name"]: c for c in plan["plan"]["components"]}["vae"]
+    assert vae["storage"] == vae["compute"] == "bf16"
+    frames, report = half.generate(**REQUEST)
+    assert frames.shape[0] == 9
+    assert {c["name"]: c["compute"] for c in report["plan"]["components"]}["vae"] == "bf16"
