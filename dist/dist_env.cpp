@@ -54,8 +54,9 @@ DistEnv dist_env_from(const Getter& get) {
   if (env.backend.empty()) env.backend = "auto";
   if (env.backend != "auto" && env.backend != "gloo" && env.backend != "nccl") {
     throw Error(ErrorCategory::kUsage,
-                fmt::format("environment variable WANRT_DIST_BACKEND='{}' is not auto, gloo or nccl",
-                            env.backend),
+                fmt::format(
+                    "environment variable WANRT_DIST_BACKEND='{}' is not auto, gloo or nccl",
+                    env.backend),
                 "unset it to let wanrt choose (NCCL between GPUs where LibTorch has it)");
   }
   if (env.distributed() && env.store_file.empty() &&

@@ -19,7 +19,9 @@ std::string host_name() {
 }
 
 // Whether process `pid` of this host is gone (kill with signal 0 checks without sending).
-bool process_gone(long pid) { return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH; }
+bool process_gone(long pid) {
+  return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
 
 }  // namespace
 

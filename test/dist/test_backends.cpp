@@ -140,7 +140,9 @@ TEST_CASE("two ranks on two GPUs exchange through NCCL", "[dist][gpu]") {
     const std::string device = "cuda:" + std::to_string(r);
     const auto group = ProcessGroup::connect(env_for(store, r, 2))->for_device(device);
     s.backend = group->backend();
-    for (const at::Tensor& t : group->all_gather(local(r).to(device))) s.gathered.push_back(t.cpu());
+    for (const at::Tensor& t : group->all_gather(local(r).to(device))) {
+      s.gathered.push_back(t.cpu());
+    }
     s.heads = group->all_to_all(local(r).to(device), 2, 1).cpu();
     s.bf16 = group->all_gather(local(r).to(device).to(at::kBFloat16))[1].cpu();
     group->barrier();
