@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace wanrt::dist {
@@ -28,6 +29,28 @@ class Collectives {
   /// theirs the same way.
   virtual void all_to_all(at::Tensor& output, at::Tensor& input) = 0;
   virtual void barrier() = 0;
+};
+
+/// The collectives of a c10d process group type (ProcessGroupGloo, ProcessGroupNCCL), whose
+/// methods share names and signatures; instantiated where the group's header is included.
+template <class Group>
+class C10dCollectives : public Collectives {
+ public:
+  explicit C10dCollectives(c10::intrusive_ptr<Group> group) : group_(std::move(group)) {}
+  void all_gather(std::vector<at::Tensor>& outputs, at::Tensor& input) override {
+    std::vector<std::vector<at::Tensor>> out{outputs};
+    std::vector<at::Tensor> in{input};
+    group_->allgather(out, in)->wait();
+    outputs = out[0];
+  }
+  void all_to_all(at::Tensor& output, at::Tensor& input) override {
+    std::vector<int64_t> equal_out, equal_in;  // empty: equal splits
+    group_->alltoall_base(output, input, equal_out, equal_in)->wait();
+  }
+  void barrier() override { group_->barrier()->wait(); }
+
+ protected:
+  c10::intrusive_ptr<Group> group_;
 };
 
 /// Gloo over `store` (joins the group: blocks until every rank has, or the timeout).

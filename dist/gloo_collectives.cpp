@@ -11,27 +11,12 @@
 namespace wanrt::dist {
 namespace {
 
-class GlooCollectives final : public Collectives {
+class GlooCollectives final : public C10dCollectives<c10d::ProcessGroupGloo> {
  public:
-  explicit GlooCollectives(c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo)
-      : gloo_(std::move(gloo)) {}
+  using C10dCollectives::C10dCollectives;
   std::string name() const override { return "gloo"; }
   at::Device device() const override { return at::kCPU; }
   bool bf16_as_half() const override { return true; }
-  void all_gather(std::vector<at::Tensor>& outputs, at::Tensor& input) override {
-    std::vector<std::vector<at::Tensor>> out{outputs};
-    std::vector<at::Tensor> in{input};
-    gloo_->allgather(out, in)->wait();
-    outputs = out[0];
-  }
-  void all_to_all(at::Tensor& output, at::Tensor& input) override {
-    std::vector<int64_t> equal_out, equal_in;  // empty: equal splits
-    gloo_->alltoall_base(output, input, equal_out, equal_in)->wait();
-  }
-  void barrier() override { gloo_->barrier()->wait(); }
-
- private:
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo_;
 };
 
 }  // namespace

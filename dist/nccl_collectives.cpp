@@ -15,14 +15,15 @@ namespace wanrt::dist {
 #if WANRT_WITH_NCCL
 namespace {
 
-class NcclCollectives final : public Collectives {
+// wait() orders the current CUDA stream after a collective; the host does not block.
+class NcclCollectives final : public C10dCollectives<c10d::ProcessGroupNCCL> {
  public:
   NcclCollectives(c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl, at::Device device)
-      : nccl_(std::move(nccl)), device_(device) {}
+      : C10dCollectives(std::move(nccl)), device_(device) {}
   ~NcclCollectives() override {
     try {
-      nccl_->shutdown();  // releases the communicators before the CUDA context goes
-    } catch (...) {       // a peer that is gone already: nothing left to release in order
+      group_->shutdown();  // releases the communicators before the CUDA context goes
+    } catch (...) {        // a peer that is gone already: nothing left to release in order
     }
   }
   NcclCollectives(const NcclCollectives&) = delete;
@@ -31,21 +32,8 @@ class NcclCollectives final : public Collectives {
   std::string name() const override { return "nccl"; }
   at::Device device() const override { return device_; }
   bool bf16_as_half() const override { return false; }
-  // wait() orders the current CUDA stream after the collective; the host does not block.
-  void all_gather(std::vector<at::Tensor>& outputs, at::Tensor& input) override {
-    std::vector<std::vector<at::Tensor>> out{outputs};
-    std::vector<at::Tensor> in{input};
-    nccl_->allgather(out, in)->wait();
-    outputs = out[0];
-  }
-  void all_to_all(at::Tensor& output, at::Tensor& input) override {
-    std::vector<int64_t> equal_out, equal_in;  // empty: equal splits
-    nccl_->alltoall_base(output, input, equal_out, equal_in)->wait();
-  }
-  void barrier() override { nccl_->barrier()->wait(); }
 
  private:
-  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl_;
   at::Device device_;
 };
 

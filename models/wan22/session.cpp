@@ -159,7 +159,9 @@ struct Session::Impl final : ComponentRunner {
   at::Tensor run_dit(const std::string& expert, const at::Tensor& x, const at::Tensor& t,
                      const at::Tensor& context) override {
     std::optional<SequenceParallelRunner> split;
-    if (parallel && parallel->layout.seq > 1) split.emplace(*parallel->seq, model->spec().dit_heads);
+    if (parallel && parallel->layout.seq > 1) {
+      split.emplace(*parallel->seq, model->spec().dit_heads);
+    }
     return run_staged(expert, {x, t, context}, split ? &*split : nullptr)
         .at(0)
         .to(at::kCPU)
